@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Start both services on embedded defaults (SQLite + a broker in a SQLite file): API, worker, beat.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+mkdir -p var/log
+export SMS_ENV=${SMS_ENV:-development} PAYMENT_ENV=${PAYMENT_ENV:-development}
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo; echo "stopping..."
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+first_key() {  # print (and on the first run create) a demo tenant's key for a service
+  local app=$1 file=var/$1-first-tenant.json
+  if [ ! -s "$file" ]; then
+    (umask 077; "$BIN/flask" --app "$app" tenant create --name "本地演示租户" > "$file")
+  fi
+  "$BIN/python" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["api_key"])' "$file"
+}
+
+for app in sms_service payment_service; do
+  "$BIN/flask" --app "$app" db upgrade 2> "var/log/$app-migrate.log"
+done
+
+start() {  # name, command...
+  local name=$1; shift
+  "$@" >> "var/log/$name.log" 2>&1 &
+  pids+=($!)
+}
+GUNICORN_WORKERS=${GUNICORN_WORKERS:-2}
+export GUNICORN_WORKERS
+start sms-api "$BIN/gunicorn" -c deploy/gunicorn.conf.py -b 127.0.0.1:8001 'sms_service:create_app()'
+start sms-worker "$BIN/celery" -A sms_service.worker worker -P solo --loglevel INFO -n sms@%h
+start sms-beat "$BIN/celery" -A sms_service.worker beat --loglevel INFO -s var/sms-beat-schedule
+start payment-api "$BIN/gunicorn" -c deploy/gunicorn.conf.py -b 127.0.0.1:8002 'payment_service:create_app()'
+start payment-worker "$BIN/celery" -A payment_service.worker worker -P solo --loglevel INFO -n payment@%h
+start payment-beat "$BIN/celery" -A payment_service.worker beat --loglevel INFO -s var/payment-beat-schedule
+
+for port in 8001 8002; do
+  for _ in $(seq 1 60); do
+    "$BIN/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2>/dev/null && break
+    sleep 0.5
+  done
+done
+
+cat <<TXT
+
+  SMS service      http://127.0.0.1:8001   docs: http://127.0.0.1:8001/docs
+    API key        $(first_key sms_service)
+  Payment service  http://127.0.0.1:8002   docs: http://127.0.0.1:8002/docs
+    API key        $(first_key payment_service)
+
+  Tenant details (callback/notify secrets): var/*-first-tenant.json   Logs: var/log/
+  Try: curl -H "X-Api-Key: <key>" http://127.0.0.1:8001/api/v1/sms/me
+  Ctrl-C stops everything.
+TXT
+wait -n "${pids[@]}" || true
+echo "a process exited; see var/log/" >&2

@@ -1,0 +1,1 @@
+"""Celery tasks of the payment service: thin, they take ids and call the domain."""

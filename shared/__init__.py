@@ -1,0 +1,1 @@
+"""Code both services share: the response envelope, API-key auth and webhook signing."""

@@ -1,0 +1,139 @@
+"""A flask-smorest ``Api`` whose every error, expected or not, answers the envelope.
+
+Covers unknown paths, wrong methods, malformed JSON, bodies that are not objects, webargs
+validation (422 mapped to 400 with ``data.errors``), :class:`ApiError` and unexpected exceptions
+(500, logged with the request id, no internals in the answer).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from pathlib import Path
+
+import flask_smorest
+import flask_swagger_ui
+from flask import Flask, g, jsonify, request, send_from_directory
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from shared.envelope import ApiError, ErrorEnvelopeSchema, error_body
+
+logger = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+API_KEY_SCHEME = {"type": "apiKey", "in": "header", "name": "X-Api-Key"}
+
+
+class EnvelopeApi(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorEnvelopeSchema
+
+    def init_app(self, app: Flask, *args, **kwargs) -> None:
+        app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+        app.config.setdefault("OPENAPI_URL_PREFIX", "/")
+        app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+        app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
+        app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/_static/swagger-ui/")
+        app.config.setdefault("OPENAPI_REDOC_PATH", "/redoc")
+        app.config.setdefault(
+            "OPENAPI_REDOC_URL", "https://cdn.jsdelivr.net/npm/redoc@2.1.5/bundles/redoc.standalone.js"
+        )
+        spec_options = app.config.setdefault("API_SPEC_OPTIONS", {})
+        spec_options.setdefault("security", [{"ApiKeyAuth": []}])
+        spec_options.setdefault("components", {}).setdefault(
+            "securitySchemes", {"ApiKeyAuth": API_KEY_SCHEME}
+        )
+        super().init_app(app, *args, **kwargs)
+        _serve_swagger_ui_assets(app)
+        app.before_request(_assign_request_id)
+        app.after_request(_echo_request_id)
+        app.register_error_handler(ApiError, handle_api_error)
+        app.register_error_handler(Exception, handle_unexpected_error)
+
+    def handle_http_exception(self, error: HTTPException):
+        code = error.code or 500
+        if isinstance(error, InternalServerError) and error.original_exception is not None:
+            return handle_unexpected_error(error.original_exception)
+        details = getattr(error, "data", None) or {}
+        headers = dict(details.get("headers") or {})
+        data = None
+        message = details.get("message")
+        errors = details.get("errors") or details.get("messages")
+        if code == 422:
+            code = 400
+        if errors:
+            data = {"errors": _flatten_locations(errors)}
+            message = message or _describe_validation(data["errors"])
+        if code == 405 and getattr(error, "valid_methods", None):
+            headers["Allow"] = ", ".join(error.valid_methods)
+        response = jsonify(error_body(code, message, data))
+        response.status_code = code
+        response.headers.update(headers)
+        return response
+
+
+def handle_api_error(error: ApiError):
+    response = jsonify(error_body(error.code, error.message, error.data))
+    response.status_code = error.code
+    response.headers.update(error.headers)
+    return response
+
+
+def handle_unexpected_error(error: Exception):
+    logger.exception("unhandled error (request_id=%s)", getattr(g, "request_id", None))
+    response = jsonify(error_body(500, data={"request_id": getattr(g, "request_id", None)}))
+    response.status_code = 500
+    return response
+
+
+def _flatten_locations(errors: dict) -> dict:
+    """webargs nests errors by location (``json``, ``query``); tenants want the field names."""
+    if set(errors) <= {"json", "query", "form", "headers", "path", "files", "view_args", "cookies"}:
+        flat: dict = {}
+        for location_errors in errors.values():
+            if isinstance(location_errors, dict):
+                flat.update(location_errors)
+            else:
+                flat.setdefault("_body", []).extend(location_errors)
+        return flat
+    return errors
+
+
+def _describe_validation(errors: dict) -> str:
+    if "_schema" in errors or "_body" in errors:
+        return "请求体必须是 JSON 对象"
+    return "请求参数错误: " + ", ".join(sorted(str(name) for name in errors))
+
+
+def _assign_request_id() -> None:
+    supplied = request.headers.get("X-Request-Id", "")
+    g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+
+
+def _echo_request_id(response):
+    request_id = getattr(g, "request_id", None)
+    if request_id:
+        response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def _serve_swagger_ui_assets(app: Flask) -> None:
+    """Serve Swagger UI from the installed package so ``/docs`` works offline."""
+    dist = Path(flask_swagger_ui.__file__).parent / "dist"
+
+    def swagger_ui_asset(filename: str):
+        return send_from_directory(dist, filename, max_age=86400)
+
+    app.add_url_rule("/_static/swagger-ui/<path:filename>", "swagger_ui_asset", swagger_ui_asset)
+
+
+class _Parser(FlaskParser):
+    """Validation errors are 400 (the contract's 请求参数错误), in the docs and in the answer."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = _Parser()

@@ -1,0 +1,49 @@
+"""SMS service: tenants send templated SMS through Aliyun / Tencent with failover."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+
+from shared.api import EnvelopeApi
+from shared.auth import ApiKeyAuthenticator
+from shared.health import health_blueprint
+from shared.me import me_blueprint
+from shared.tasks import bind_celery
+from sms_service import queues
+from sms_service.config import load_config
+from sms_service.extensions import celery, db, keys
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    settings = load_config(config)
+    app = Flask(__name__)
+    app.config.update(settings)
+    app.config.update(
+        API_TITLE="SMS service",
+        API_VERSION="1.0.0",
+        MAX_CONTENT_LENGTH=settings["MAX_BODY_BYTES"],
+        TESTING=settings["ENV"] == "testing",
+    )
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+
+    db.init_app(app, settings["DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"])
+    Migrate(app, db, directory=str(MIGRATIONS))
+    bind_celery(celery, app, queues.ALL)
+    ApiKeyAuthenticator(keys.lookup).init_app(app)
+
+    api = EnvelopeApi(app)
+    api.register_blueprint(me_blueprint("/api/v1/sms"))
+    app.register_blueprint(health_blueprint(db, celery))
+
+    from sms_service import cli
+
+    cli.register(app)
+    return app

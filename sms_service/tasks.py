@@ -1,0 +1,1 @@
+"""Celery tasks of the SMS service: thin, they take ids and call the domain."""
