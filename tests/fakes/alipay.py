@@ -1,0 +1,474 @@
+"""An Alipay open-platform gateway fake over real HTTP, for tests, the local sandbox and benchmarks.
+
+It verifies each call's RSA2 signature with the app's public key as the gateway does, answers
+`{"<method>_response": {...}, "sign": "..."}` signed with its own throwaway "Alipay" key, and posts signed
+form notifications that must be answered with the body `success`. The signing rules are implemented
+here independently of the service's code, so the two cannot agree on a mistake.
+
+In-process tests drive it through its methods; as a process (`python -m tests.fakes.alipay --port 8602`)
+through the control API:
+
+- `GET  /__fake__/platform`            {"alipay_public_key"}: configure the service with it
+- `POST /__fake__/apps`                {"app_id", "public_key", "seller_id"?}
+- `POST /__fake__/pay/{out_trade_no}`  {"app_id"?}: mark paid and POST the notification; answers the delivery
+- `GET  /__fake__/orders`              trades; `GET /__fake__/deliveries` notifications posted and answers
+- `POST /__fake__/config`              {"latency_ms"}
+- `POST /__fake__/fail_next`           {"count", "kind": error|delay|unsigned|bad_signature, "status" (200 =
+                                       a signed business error), "code", "sub_code", "message", "delay_ms"}
+- `POST /__fake__/reset`               forget trades, deliveries and faults (apps are kept)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import re
+import secrets
+import string
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import requests
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from payment_service.crypto_keys import load_public_key
+from tests.fakes.keys import TestKeyPair, key_pair
+
+BEIJING = timezone(timedelta(hours=8))
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+_AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
+METHODS = ("alipay.trade.create", "alipay.trade.query", "alipay.trade.close")
+
+
+class AlipayError(Exception):
+    """A refusal inside a signed `<method>_response`: code, msg, sub_code, sub_msg."""
+
+    def __init__(self, code: str, msg: str, sub_code: str, sub_msg: str) -> None:
+        super().__init__(sub_msg)
+        self.body = {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}
+
+
+def _business_error(sub_code: str, sub_msg: str) -> AlipayError:
+    return AlipayError("40004", "Business Failed", sub_code, sub_msg)
+
+
+def _invalid(sub_code: str, sub_msg: str) -> AlipayError:
+    return AlipayError("40002", "Invalid Arguments", sub_code, sub_msg)
+
+
+@dataclass
+class FakeApp:
+    app_id: str
+    public_key: rsa.RSAPublicKey
+    seller_id: str
+
+
+@dataclass
+class FakeTrade:
+    app_id: str
+    out_trade_no: str
+    trade_no: str
+    biz: dict[str, Any]
+    notify_url: str | None
+    trade_status: str = "WAIT_BUYER_PAY"
+    gmt_create: str = ""
+    gmt_payment: str | None = None
+
+
+@dataclass
+class Fault:
+    kind: str = "error"  # error | delay | unsigned | bad_signature
+    status: int = 500
+    code: str = "20000"
+    sub_code: str = "isp.unknow-error"
+    message: str = "系统繁忙"
+    delay_ms: int = 0
+
+
+@dataclass
+class Delivery:
+    """One notification POSTed to a notify_url and what came back (status 0: no answer)."""
+
+    url: str
+    status: int
+    body: str
+    out_trade_no: str = ""
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status == 200 and self.body.strip() == "success"
+
+
+def _beijing_now() -> str:
+    return datetime.now(BEIJING).strftime(TIME_FORMAT)
+
+
+def _digits(length: int) -> str:
+    return "".join(secrets.choice(string.digits) for _ in range(length))
+
+
+def _sign_content(params: dict[str, str], *, drop: tuple[str, ...], keep_empty: bool) -> str:
+    items = sorted((k, v) for k, v in params.items() if k not in drop and (keep_empty or v != ""))
+    return "&".join(f"{k}={v}" for k, v in items)
+
+
+class FakeAlipay:
+    """The fake's state and protocol; an instance is a WSGI app."""
+
+    def __init__(self, *, alipay_keys: TestKeyPair | None = None) -> None:
+        self.alipay_keys = alipay_keys or key_pair("alipay-platform")
+        self.apps: dict[str, FakeApp] = {}
+        self.trades: dict[tuple[str, str], FakeTrade] = {}
+        self.deliveries: list[Delivery] = []
+        self.latency_ms = 0
+        self.requests_seen = 0
+        self._faults: list[Fault] = []
+        self._lock = threading.RLock()
+        self._url_map = Map(
+            [
+                Rule("/gateway.do", methods=["GET", "POST"], endpoint="gateway"),
+                Rule("/__fake__/platform", methods=["GET"], endpoint="ctl_platform"),
+                Rule("/__fake__/apps", methods=["POST"], endpoint="ctl_apps"),
+                Rule("/__fake__/pay/<no>", methods=["POST"], endpoint="ctl_pay"),
+                Rule("/__fake__/orders", methods=["GET"], endpoint="ctl_orders"),
+                Rule("/__fake__/deliveries", methods=["GET"], endpoint="ctl_deliveries"),
+                Rule("/__fake__/config", methods=["POST"], endpoint="ctl_config"),
+                Rule("/__fake__/fail_next", methods=["POST"], endpoint="ctl_fail_next"),
+                Rule("/__fake__/reset", methods=["POST"], endpoint="ctl_reset"),
+            ]
+        )
+
+    # -- operations for tests ---------------------------------------------------------------------------
+
+    @property
+    def public_key_pem(self) -> str:
+        return self.alipay_keys.public_pem
+
+    def register_app(
+        self, app_id: str, public_key: str | rsa.RSAPublicKey, seller_id: str | None = None
+    ) -> FakeApp:
+        """Make an app known: its public key (uploaded to Alipay's console) verifies its calls."""
+        key = load_public_key(public_key) if isinstance(public_key, str) else public_key
+        app = FakeApp(app_id, key, seller_id or "2088" + _digits(12))
+        with self._lock:
+            self.apps[app_id] = app
+        return app
+
+    def fail_next(self, count: int = 1, **fault: Any) -> None:
+        with self._lock:
+            self._faults.extend(Fault(**fault) for _ in range(count))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.trades.clear()
+            self.deliveries.clear()
+            self._faults.clear()
+            self.requests_seen = 0
+
+    def find_trade(self, out_trade_no: str, app_id: str | None = None) -> FakeTrade:
+        with self._lock:
+            found = [
+                trade
+                for trade in self.trades.values()
+                if trade.out_trade_no == out_trade_no and (app_id is None or trade.app_id == app_id)
+            ]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} trades match out_trade_no {out_trade_no!r}")
+        return found[0]
+
+    def pay(self, out_trade_no: str, app_id: str | None = None) -> Delivery:
+        """The buyer pays: TRADE_SUCCESS, and the signed notification is POSTed to the trade's notify_url.
+
+        Paying a trade already paid sends the notification again, as Alipay's redeliveries do.
+        """
+        trade = self.find_trade(out_trade_no, app_id)
+        with self._lock:
+            if trade.trade_status == "TRADE_CLOSED":
+                raise ValueError(f"trade {out_trade_no} is closed")
+            if trade.trade_status == "WAIT_BUYER_PAY":
+                trade.trade_status = "TRADE_SUCCESS"
+                trade.gmt_payment = _beijing_now()
+        if not trade.notify_url:
+            raise ValueError(f"trade {out_trade_no} has no notify_url")
+        return self.deliver(trade.notify_url, self.build_notification(trade), out_trade_no)
+
+    def build_notification(self, trade: FakeTrade, **overrides: str) -> dict[str, str]:
+        """The notification's form fields, signed over all but sign and sign_type (empty values included)."""
+        app = self.apps[trade.app_id]
+        amount = trade.biz["total_amount"]
+        buyer = {"buyer_id": trade.biz["buyer_id"]} if "buyer_id" in trade.biz else {}
+        if "buyer_open_id" in trade.biz:
+            buyer = {"buyer_open_id": trade.biz["buyer_open_id"]}
+        form = {
+            "notify_time": _beijing_now(),
+            "notify_type": "trade_status_sync",
+            "notify_id": uuid.uuid4().hex,
+            "charset": "utf-8",
+            "version": "1.0",
+            "sign_type": "RSA2",
+            "app_id": trade.app_id,
+            "auth_app_id": trade.app_id,
+            "trade_no": trade.trade_no,
+            "out_trade_no": trade.out_trade_no,
+            **buyer,
+            "buyer_logon_id": "159****5620",
+            "seller_id": app.seller_id,
+            "trade_status": trade.trade_status,
+            "total_amount": amount,
+            "receipt_amount": amount,
+            "invoice_amount": amount,
+            "buyer_pay_amount": amount,
+            "point_amount": "0.00",
+            "subject": trade.biz["subject"],
+            "gmt_create": trade.gmt_create,
+            "gmt_payment": trade.gmt_payment or "",
+            "fund_bill_list": json.dumps(
+                [{"amount": amount, "fundChannel": "ALIPAYACCOUNT"}], separators=(",", ":")
+            ),
+            **overrides,
+        }
+        form["sign"] = self._sign(_sign_content(form, drop=("sign", "sign_type"), keep_empty=True))
+        return form
+
+    def deliver(self, url: str, form: dict[str, str], out_trade_no: str = "") -> Delivery:
+        try:
+            answer = requests.post(url, data=form, timeout=5)
+            delivery = Delivery(url, answer.status_code, answer.text, out_trade_no)
+        except requests.RequestException as exc:
+            delivery = Delivery(url, 0, type(exc).__name__, out_trade_no)
+        with self._lock:
+            self.deliveries.append(delivery)
+        return delivery
+
+    # -- WSGI -------------------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        try:
+            endpoint, args = self._url_map.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            return Response(exc.name, exc.code or 404)(environ, start_response)
+        if endpoint == "gateway":
+            response = self._gateway(request)
+        else:
+            response = self._control(endpoint, request, args)
+        return response(environ, start_response)
+
+    def _gateway(self, request: Request) -> Response:
+        with self._lock:
+            self.requests_seen += 1
+            fault = self._faults.pop(0) if self._faults else None
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+        if fault and fault.kind == "delay":
+            time.sleep(fault.delay_ms / 1000)
+        params = {**request.args.to_dict(), **request.form.to_dict()}
+        method = params.get("method", "")
+        root = method.replace(".", "_") + "_response" if method in METHODS else "error_response"
+        if fault and fault.kind == "error":
+            if fault.status != 200:
+                return Response("Internal Server Error", fault.status, content_type="text/plain")
+            error = AlipayError(fault.code, "Service Currently Unavailable", fault.sub_code, fault.message)
+            return self._answer(root, error.body)
+        try:
+            self._check_call(params, method)
+            result = getattr(self, "_" + method.replace(".", "_"))(params, self._biz(params))
+            result = {"code": "10000", "msg": "Success", **result}
+        except AlipayError as exc:
+            result = exc.body
+        return self._answer(root, result, fault.kind if fault else None)
+
+    def _answer(self, root: str, result: dict[str, Any], fault_kind: str | None = None) -> Response:
+        # Assembled as text: the signed bytes are exactly the bytes of the value, as at the real gateway.
+        content = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
+        body = f'{{"{root}":{content}'
+        if fault_kind != "unsigned":
+            sign = self._sign(content)
+            if fault_kind == "bad_signature":
+                sign = base64.b64encode(secrets.token_bytes(256)).decode()
+            body += f',"sign":"{sign}"'
+        body += "}"
+        return Response(body.encode(), 200, content_type="text/html;charset=utf-8")
+
+    def _check_call(self, params: dict[str, str], method: str) -> None:
+        if not method:
+            raise AlipayError("40001", "Missing Required Arguments", "isv.missing-method", "缺少方法名参数")
+        if method not in METHODS:
+            raise _invalid("isv.invalid-method", "不存在的方法名")
+        app = self.apps.get(params.get("app_id", ""))
+        if app is None:
+            raise _invalid("isv.invalid-app-id", "无效的AppID参数")
+        if params.get("sign_type") != "RSA2":
+            raise _invalid("isv.invalid-signature-type", "无效的签名类型")
+        if params.get("charset", "utf-8").lower() != "utf-8":
+            raise _invalid("isv.invalid-charset", "字符集错误")
+        if params.get("version") != "1.0":
+            raise _invalid("isv.invalid-version", "版本号错误")
+        try:
+            datetime.strptime(params.get("timestamp", ""), TIME_FORMAT)
+        except ValueError:
+            raise _invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
+        content = _sign_content(params, drop=("sign",), keep_empty=False)
+        try:
+            signature = base64.b64decode(params.get("sign", ""), validate=True)
+            app.public_key.verify(signature, content.encode(), padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            raise _invalid("isv.invalid-signature", "验签出错") from None
+
+    @staticmethod
+    def _biz(params: dict[str, str]) -> dict[str, Any]:
+        try:
+            biz = json.loads(params.get("biz_content") or "{}")
+        except ValueError:
+            raise _invalid("isv.invalid-parameter", "biz_content 不是合法的 JSON") from None
+        if not isinstance(biz, dict):
+            raise _invalid("isv.invalid-parameter", "biz_content 须为 JSON 对象")
+        return biz
+
+    def _alipay_trade_create(self, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
+        app = self.apps[params["app_id"]]
+        out_trade_no = biz.get("out_trade_no")
+        if not isinstance(out_trade_no, str) or not 1 <= len(out_trade_no) <= 64:
+            raise _business_error("ACQ.INVALID_PARAMETER", "out_trade_no 必填且不超过 64 位")
+        amount = biz.get("total_amount")
+        if not isinstance(amount, str | int | float) or not _AMOUNT.match(str(amount)):
+            raise _business_error("ACQ.INVALID_PARAMETER", "total_amount 须为元，最多两位小数")
+        if not Decimal("0.01") <= Decimal(str(amount)) <= Decimal("100000000"):
+            raise _business_error("ACQ.INVALID_PARAMETER", "total_amount 超出范围")
+        subject = biz.get("subject")
+        if not isinstance(subject, str) or not 1 <= len(subject) <= 256:
+            raise _business_error("ACQ.INVALID_PARAMETER", "subject 必填且不超过 256 字符")
+        if not (biz.get("buyer_id") or biz.get("buyer_open_id")):
+            raise _business_error("ACQ.INVALID_PARAMETER", "buyer_id 与 buyer_open_id 不能同时为空")
+        if biz.get("seller_id") and biz["seller_id"] != app.seller_id:
+            raise _business_error("ACQ.INVALID_PARAMETER", "seller_id 与应用不匹配")
+        biz = {**biz, "total_amount": str(amount)}
+        key = (app.app_id, out_trade_no)
+        with self._lock:
+            trade = self.trades.get(key)
+            if trade is not None:
+                if trade.trade_status == "TRADE_CLOSED":
+                    raise _business_error("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+                if trade.trade_status != "WAIT_BUYER_PAY":
+                    raise _business_error("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
+                if trade.biz != biz:
+                    raise _business_error("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
+            else:
+                trade_no = datetime.now(BEIJING).strftime("%Y%m%d") + "22001" + _digits(15)
+                trade = FakeTrade(app.app_id, out_trade_no, trade_no, biz, params.get("notify_url"))
+                trade.gmt_create = _beijing_now()
+                self.trades[key] = trade
+        return {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no}
+
+    def _trade_for(self, params: dict[str, str], biz: dict[str, Any]) -> FakeTrade:
+        app_id = params["app_id"]
+        for trade in self.trades.values():
+            if trade.app_id == app_id and (
+                trade.out_trade_no == biz.get("out_trade_no") or trade.trade_no == biz.get("trade_no")
+            ):
+                return trade
+        raise _business_error("ACQ.TRADE_NOT_EXIST", "交易不存在")
+
+    def _alipay_trade_query(self, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            trade = self._trade_for(params, biz)
+            result = {
+                "trade_no": trade.trade_no,
+                "out_trade_no": trade.out_trade_no,
+                "buyer_logon_id": "159****5620",
+                "trade_status": trade.trade_status,
+                "total_amount": trade.biz["total_amount"],
+            }
+            if trade.gmt_payment:
+                result.update(send_pay_date=trade.gmt_payment, receipt_amount=trade.biz["total_amount"])
+        return result
+
+    def _alipay_trade_close(self, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            trade = self._trade_for(params, biz)
+            if trade.trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
+                raise _business_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+            trade.trade_status = "TRADE_CLOSED"
+        return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
+
+    def _sign(self, content: str) -> str:
+        signature = self.alipay_keys.private_key.sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return base64.b64encode(signature).decode()
+
+    # -- control API ------------------------------------------------------------------------------------
+
+    def _control(self, endpoint: str, request: Request, args: dict[str, str]) -> Response:
+        try:
+            body = request.get_json(silent=True) or {}
+            payload = getattr(self, f"_{endpoint}")(body, **args)
+            status = 200
+        except (LookupError, ValueError, TypeError) as exc:
+            payload, status = {"error": str(exc)}, 400
+        return Response(json.dumps(payload, ensure_ascii=False), status, content_type="application/json")
+
+    def _ctl_platform(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {"alipay_public_key": self.public_key_pem}
+
+    def _ctl_apps(self, body: dict[str, Any]) -> dict[str, Any]:
+        app = self.register_app(str(body["app_id"]), str(body["public_key"]), body.get("seller_id"))
+        return {"app_id": app.app_id, "seller_id": app.seller_id}
+
+    def _ctl_pay(self, body: dict[str, Any], no: str) -> dict[str, Any]:
+        return asdict(self.pay(no, body.get("app_id")))
+
+    def _ctl_orders(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {"orders": [asdict(trade) for trade in self.trades.values()]}
+
+    def _ctl_deliveries(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {"deliveries": [asdict(delivery) for delivery in self.deliveries]}
+
+    def _ctl_config(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "latency_ms" in body:
+            self.latency_ms = int(body["latency_ms"])
+        return {"latency_ms": self.latency_ms}
+
+    def _ctl_fail_next(self, body: dict[str, Any]) -> dict[str, Any]:
+        fields = ("kind", "status", "code", "sub_code", "message", "delay_ms")
+        self.fail_next(int(body.get("count", 1)), **{key: body[key] for key in fields if key in body})
+        return {"queued": len(self._faults)}
+
+    def _ctl_reset(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.reset()
+        return {"reset": True}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tests.fakes.server import make_server
+
+    parser = argparse.ArgumentParser(description="Alipay gateway fake (throwaway keys, loopback use only)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
+    parser.add_argument("--latency-ms", type=int, default=0, help="delay added to every gateway call")
+    args = parser.parse_args(argv)
+    fake = FakeAlipay()
+    fake.latency_ms = args.latency_ms
+    server = make_server(fake, args.host, args.port)
+    print(f"http://{args.host}:{server.port}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
