@@ -1,0 +1,79 @@
+"""JSON log lines with the request id and tenant, and with secrets and mobiles redacted.
+
+Redaction is a last line of defence: code should not log secrets in the first place, but a stray
+``%r`` of a payload must still not put an API key or a full mobile number into the logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+
+from flask import g, has_request_context
+
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_API_KEY = re.compile(r"sk_live_[A-Za-z0-9_\-]{4,}")
+_PEM = re.compile(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.S)
+
+_STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    text = _PEM.sub("[PEM redacted]", text)
+    text = _API_KEY.sub("sk_live_***", text)
+    return _MOBILE.sub(r"\1****\3", text)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "service": self.service,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds ``request_id`` and ``tenant_id`` of the current request, when there is one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context():
+            record.request_id = getattr(g, "request_id", None)
+            principal = getattr(g, "principal", None)
+            if principal is not None:
+                record.tenant_id = principal.tenant_id
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO", json_lines: bool = True) -> None:
+    """Idempotent: one stderr handler on the root logger, JSON by default."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if getattr(handler, "_laundry_service", None) == service:
+            return
+    handler = logging.StreamHandler(sys.stderr)
+    handler._laundry_service = service
+    handler.addFilter(RequestContextFilter())
+    if json_lines:
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level.upper())
