@@ -16,6 +16,49 @@ DEFAULTS: dict[str, Any] = {
     "BROKER_URL": "sqla+sqlite:///var/sms-broker.sqlite",
     "DB_POOL_SIZE": 5,
     "MAX_BODY_BYTES": 1_048_576,
+    # Limit counters: the service's database unless a Redis URL is given.
+    "REDIS_URL": "",
+    # Request limits.
+    "MAX_MOBILES_PER_SEND": 100,
+    "MAX_BATCH_ITEMS": 1000,
+    "MAX_VARIABLE_LENGTH": 35,
+    # Per-mobile frequency of a new tenant (each tenant can be changed with `tenant update`).
+    "DEFAULT_MOBILE_PER_MINUTE": 1,
+    "DEFAULT_MOBILE_PER_HOUR": 5,
+    "DEFAULT_MOBILE_PER_DAY": 10,
+    # Upstreams, in failover order, and their credentials / endpoints.
+    "PROVIDERS": "sandbox",
+    "PROVIDER_TIMEOUT_SECONDS": 10.0,
+    "PROVIDER_ATTEMPTS": 2,
+    "PROVIDER_RETRY_DELAY_SECONDS": 0.5,
+    "CIRCUIT_FAILURE_THRESHOLD": 5,
+    "CIRCUIT_OPEN_SECONDS": 30.0,
+    "SANDBOX_DELAY_MS": 2000,
+    "ALIYUN_ACCESS_KEY_ID": "",
+    "ALIYUN_ACCESS_KEY_SECRET": "",
+    "ALIYUN_ENDPOINT": "",
+    "TENCENT_SECRET_ID": "",
+    "TENCENT_SECRET_KEY": "",
+    "TENCENT_SDK_APP_ID": "",
+    "TENCENT_REGION": "",
+    "TENCENT_ENDPOINT": "",
+    # Dispatch.
+    "DISPATCH_BATCH_SIZE": 100,
+    "DISPATCH_MAX_ATTEMPTS": 8,
+    "DISPATCH_RETRY_BACKOFF_SECONDS": 5,
+    # Periodic work (celery beat): re-publish stuck rows, poll receipts, re-drive callbacks.
+    "SWEEP_INTERVAL_SECONDS": 15.0,
+    "SWEEP_QUEUED_AFTER_SECONDS": 60,
+    "SENDING_STALE_AFTER_SECONDS": 300,
+    "RECEIPT_POLL_AFTER_SECONDS": 600,
+    "RECEIPT_GIVE_UP_AFTER_SECONDS": 259_200,
+    "POLL_BATCH_SIZE": 200,
+    # Delivery receipts pushed by the upstreams: ?token=<RECEIPT_TOKEN>; unset turns the endpoints off.
+    "RECEIPT_TOKEN": "",
+    # Result callbacks to tenants.
+    "CALLBACK_ALLOW_PRIVATE": False,
+    "CALLBACK_TIMEOUT_SECONDS": 5.0,
+    "CALLBACK_RETRY_DELAYS": "10,30,60,300,600,1800,3600",
 }
 
 #: What production must set itself; the embedded defaults are for a laptop only.
@@ -36,4 +79,27 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         require_explicit(PREFIX, settings, PRODUCTION_REQUIRED)
     if environment == "testing" and "BROKER_URL" not in settings["EXPLICIT_SETTINGS"]:
         settings["BROKER_URL"] = TEST_BROKER_URL
+    settings["PROVIDER_NAMES"] = provider_names(settings["PROVIDERS"])
+    settings["CALLBACK_RETRY_SCHEDULE"] = retry_schedule(settings["CALLBACK_RETRY_DELAYS"])
     return settings
+
+
+def provider_names(raw: str | list[str]) -> list[str]:
+    names = raw if isinstance(raw, list) else [name.strip() for name in str(raw).split(",")]
+    names = [name.lower() for name in names if name]
+    if not names:
+        raise ConfigurationError(f"{PREFIX}_PROVIDERS must name at least one provider")
+    return names
+
+
+def retry_schedule(raw: str | list[float]) -> list[float]:
+    """``"10,30,60"`` → ``[10.0, 30.0, 60.0]``: the delay before each retry of a callback."""
+    if isinstance(raw, list):
+        return [float(value) for value in raw]
+    try:
+        delays = [float(part) for part in str(raw).split(",") if part.strip()]
+    except ValueError:
+        raise ConfigurationError(f"{PREFIX}_CALLBACK_RETRY_DELAYS must be comma-separated seconds") from None
+    if any(delay < 0 for delay in delays):
+        raise ConfigurationError(f"{PREFIX}_CALLBACK_RETRY_DELAYS must not be negative")
+    return delays

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata, utcnow
 from shared.tenancy import ApiKeyColumns
 
 SCOPES = ("sms:send", "sms:admin")
+
+QUEUED = "queued"
+SENDING = "sending"
+SUBMITTED = "submitted"
+SUCCESS = "success"
+FAILED = "failed"
+STATUSES = (QUEUED, SENDING, SUBMITTED, SUCCESS, FAILED)
+FINAL_STATUSES = (SUCCESS, FAILED)
+
+TEMPLATE_ENABLED = "enabled"
+TEMPLATE_DISABLED = "disabled"
+
+# Callback lifecycle of a message that has a callback_url.
+CALLBACK_WAITING = "waiting"  # the message is not final yet
+CALLBACK_PENDING = "pending"  # due (again) at callback_next_at
+CALLBACK_DELIVERED = "delivered"
+CALLBACK_FAILED = "failed"
 
 
 class Base(DeclarativeBase):
@@ -24,8 +42,120 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(100))
     daily_quota: Mapped[int] = mapped_column(Integer, default=10_000)
     callback_secret: Mapped[str] = mapped_column(String(100))
+    mobile_per_minute: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    mobile_per_hour: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    mobile_per_day: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ApiKey(ApiKeyColumns, Base):
     __tablename__ = "api_keys"
+
+
+class Template(Base):
+    """A tenant's message template: ``${name}`` variables and the upstream template code per provider."""
+
+    __tablename__ = "templates"
+    __table_args__ = (Index("ix_templates_tenant_id_created_at", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    content: Mapped[str] = mapped_column(Text)
+    variables: Mapped[list[str]] = mapped_column(JSON)
+    sign_name: Mapped[str] = mapped_column(String(40))
+    provider_codes: Mapped[dict[str, str]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(10), default=TEMPLATE_ENABLED)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Deleted templates stay for the messages that reference them; the API no longer shows them.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Batch(Base):
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_tenant_id_created_at", "tenant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"))
+    template_id: Mapped[str] = mapped_column(String(40), ForeignKey("templates.id"))
+    total: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Message(Base):
+    """One SMS to one mobile. Its ``status`` is the outbox: dispatch only moves it forward."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_tenant_id_created_at", "tenant_id", "created_at"),
+        Index("ix_messages_tenant_id_mobile_created_at", "tenant_id", "mobile", "created_at"),
+        Index("ix_messages_status_updated_at", "status", "updated_at"),
+        Index("ix_messages_tenant_id_template_id_status", "tenant_id", "template_id", "status"),
+        Index("ix_messages_provider_biz_id", "provider", "biz_id"),
+        Index("ix_messages_callback_status_callback_next_at", "callback_status", "callback_next_at"),
+        Index("ix_messages_batch_id", "batch_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"))
+    template_id: Mapped[str] = mapped_column(String(40), ForeignKey("templates.id"))
+    batch_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("batches.id"), nullable=True)
+    mobile: Mapped[str] = mapped_column(String(11))
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON)
+    callback_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    status: Mapped[str] = mapped_column(String(12), default=QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    req_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    biz_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    outcome_unknown: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    callback_status: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class CallbackAttempt(Base):
+    """One POST of a result callback, kept so the tenant can see what happened to it."""
+
+    __tablename__ = "callback_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(40), ForeignKey("messages.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(12))
+
+
+class IdempotencyRecord(Base):
+    """The first answer given for a tenant's ``Idempotency-Key`` on one endpoint."""
+
+    __tablename__ = "idempotency_records"
+
+    tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(20), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class LimitCounter(Base):
+    """How much of one limit a tenant used in one window (e.g. a mobile's sends this hour)."""
+
+    __tablename__ = "limit_counters"
+
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    window: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    used: Mapped[int] = mapped_column(Integer)
+    cap: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

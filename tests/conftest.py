@@ -115,7 +115,7 @@ def rolled_back(database: Database):
         yield database.session
     finally:
         database.session.remove()
-        database.session.configure(bind=database.engine, join_transaction_mode="conservative_savepoint")
+        database.session.configure(bind=database.engine, join_transaction_mode="conditional_savepoint")
         transaction.rollback()
         connection.close()
 

@@ -1,0 +1,1 @@
+"""HTTP API of the SMS service: one flask-smorest Blueprint per resource."""

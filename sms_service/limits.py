@@ -1,0 +1,197 @@
+"""Per-tenant daily quota and per-mobile frequency limits, checked and counted in one atomic step.
+
+Each limit is a counter per window (a Beijing calendar day for the quota and the per-day limit, clock-aligned
+minutes and hours otherwise). A request either fits every counter and increments them all, or increments none
+and gets a 429 naming the limit. Counters live in the service's database (one ``INSERT … ON CONFLICT DO
+UPDATE … WHERE used + n <= cap RETURNING`` whose row locks serialise concurrent requests) or, when
+``SMS_REDIS_URL`` is set, in Redis (one Lua script).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from shared.db import utcnow
+from shared.envelope import TooManyRequestsError
+from sms_service.mobiles import mask_mobile
+from sms_service.models import LimitCounter, Tenant
+
+logger = logging.getLogger(__name__)
+
+BEIJING_OFFSET_SECONDS = 8 * 3600
+DAY_SECONDS = 86_400
+
+DAILY_QUOTA = "daily_quota"
+MOBILE_PER_MINUTE = "mobile_per_minute"
+MOBILE_PER_HOUR = "mobile_per_hour"
+MOBILE_PER_DAY = "mobile_per_day"
+
+# Which limit a 429 reports when several are exceeded at once: the tenant-wide one, then the longest wait.
+REPORT_ORDER = (DAILY_QUOTA, MOBILE_PER_DAY, MOBILE_PER_HOUR, MOBILE_PER_MINUTE)
+
+
+@dataclass(frozen=True)
+class Counter:
+    """``amount`` more of limit ``kind`` (for ``mobile``, if per mobile) in the window numbered ``window``."""
+
+    kind: str
+    mobile: str | None
+    window: int
+    amount: int
+    cap: int
+    ends_at: int  # Unix time the window ends
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.mobile is None else f"{self.kind}:{self.mobile}"
+
+
+def plan_counters(tenant: Tenant, mobiles: list[str], now: datetime) -> list[Counter]:
+    """The counters a send of one message to each of ``mobiles`` needs, in locking order."""
+    epoch = int(now.timestamp())
+    day = (epoch + BEIJING_OFFSET_SECONDS) // DAY_SECONDS
+    day_end = (day + 1) * DAY_SECONDS - BEIJING_OFFSET_SECONDS
+    counters = [Counter(DAILY_QUOTA, None, day, len(mobiles), tenant.daily_quota, day_end)]
+    for mobile in mobiles:
+        counters.append(
+            Counter(
+                MOBILE_PER_MINUTE, mobile, epoch // 60, 1, tenant.mobile_per_minute, (epoch // 60 + 1) * 60
+            )
+        )
+        counters.append(
+            Counter(
+                MOBILE_PER_HOUR, mobile, epoch // 3600, 1, tenant.mobile_per_hour, (epoch // 3600 + 1) * 3600
+            )
+        )
+        counters.append(Counter(MOBILE_PER_DAY, mobile, day, 1, tenant.mobile_per_day, day_end))
+    # One locking order for every writer (no deadlocks), the tenant's hot quota row last (held briefly).
+    return sorted(counters, key=lambda counter: (counter.kind == DAILY_QUOTA, counter.name, counter.window))
+
+
+def limit_exceeded(counter: Counter, now: datetime) -> TooManyRequestsError:
+    retry_after = max(1, counter.ends_at - int(now.timestamp()))
+    data = {"limit": counter.kind, "allowed": counter.cap, "retry_after": retry_after}
+    if counter.kind == DAILY_QUOTA:
+        message = f"今日发送配额已用尽 (每日 {counter.cap} 条)"
+    else:
+        per = {MOBILE_PER_MINUTE: "每分钟", MOBILE_PER_HOUR: "每小时", MOBILE_PER_DAY: "每天"}[counter.kind]
+        message = f"该手机号发送过于频繁: {per}最多 {counter.cap} 条"
+        data["mobile"] = mask_mobile(counter.mobile or "")
+    return TooManyRequestsError(message, retry_after=retry_after, data=data)
+
+
+def first_to_report(counters: list[Counter]) -> Counter:
+    return min(counters, key=lambda counter: REPORT_ORDER.index(counter.kind))
+
+
+class DatabaseCounters:
+    """Counters in ``limit_counters``, counted in the caller's transaction (a rollback undoes them)."""
+
+    def consume(self, session: Session, tenant_id: str, counters: list[Counter]) -> Counter | None:
+        over = [counter for counter in counters if counter.amount > counter.cap]
+        if over:
+            return first_to_report(over)
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        expires = {
+            counter.ends_at: datetime.fromtimestamp(counter.ends_at, UTC) + timedelta(days=1)
+            for counter in counters
+        }
+        statement = insert(LimitCounter).values(
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "name": counter.name,
+                    "window": counter.window,
+                    "used": counter.amount,
+                    "cap": counter.cap,
+                    "expires_at": expires[counter.ends_at],
+                }
+                for counter in counters
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["tenant_id", "name", "window"],
+            set_={"used": LimitCounter.used + statement.excluded.used, "cap": statement.excluded.cap},
+            where=LimitCounter.used + statement.excluded.used <= statement.excluded.cap,
+        ).returning(LimitCounter.name, LimitCounter.window)
+        counted = {(row.name, row.window) for row in session.execute(statement)}
+        refused = [counter for counter in counters if (counter.name, counter.window) not in counted]
+        return first_to_report(refused) if refused else None
+
+    def release(self, tenant_id: str, counters: list[Counter]) -> None:
+        """Nothing to do: the caller's rollback already undid the increments."""
+
+    def purge(self, session: Session) -> int:
+        result = session.execute(delete(LimitCounter).where(LimitCounter.expires_at < utcnow()))
+        session.commit()
+        return result.rowcount or 0
+
+
+CHECK_AND_INCREMENT = """
+for i, key in ipairs(KEYS) do
+  local amount = tonumber(ARGV[3 * i - 2])
+  local cap = tonumber(ARGV[3 * i - 1])
+  local used = tonumber(redis.call('GET', key) or '0')
+  if used + amount > cap then
+    return i
+  end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('INCRBY', key, tonumber(ARGV[3 * i - 2]))
+  redis.call('EXPIREAT', key, tonumber(ARGV[3 * i]))
+end
+return 0
+"""
+
+
+class RedisCounters:
+    """Counters in Redis: a Lua script checks every counter and increments them all, or none."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self.script = self.client.register_script(CHECK_AND_INCREMENT)
+
+    def _key(self, tenant_id: str, counter: Counter) -> str:
+        # The hash tag keeps one tenant's counters in one Redis Cluster slot, as the script needs.
+        return f"sms:limits:{{{tenant_id}}}:{counter.name}:{counter.window}"
+
+    def consume(self, session: Session, tenant_id: str, counters: list[Counter]) -> Counter | None:
+        over = [counter for counter in counters if counter.amount > counter.cap]
+        if over:
+            return first_to_report(over)
+        keys = [self._key(tenant_id, counter) for counter in counters]
+        arguments: list[int] = []
+        for counter in counters:
+            arguments += [counter.amount, counter.cap, counter.ends_at + DAY_SECONDS]
+        index = int(self.script(keys=keys, args=arguments))
+        return counters[index - 1] if index else None
+
+    def release(self, tenant_id: str, counters: list[Counter]) -> None:
+        """Give back what :meth:`consume` took when the request failed after it."""
+        pipeline = self.client.pipeline()
+        for counter in counters:
+            pipeline.decrby(self._key(tenant_id, counter), counter.amount)
+        pipeline.execute()
+
+    def purge(self, session: Session) -> int:
+        return 0  # Redis expires the keys itself
+
+
+def limit_store() -> DatabaseCounters | RedisCounters:
+    """The app's counter store, made once per process."""
+    store = current_app.extensions.get("sms_limits")
+    if store is None:
+        url = current_app.config.get("REDIS_URL")
+        store = RedisCounters(url) if url else DatabaseCounters()
+        current_app.extensions["sms_limits"] = store
+    return store

@@ -1,0 +1,86 @@
+"""Delivery receipts, pushed by the upstreams or found by polling: ``submitted → success | failed``.
+
+A receipt moves a message only forward; a duplicate, late or unknown receipt changes nothing and is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from sms_service import outbox
+from sms_service.mobiles import mask_mobile
+from sms_service.models import FAILED, SENDING, SUBMITTED, SUCCESS, Message
+from sms_service.providers import AliyunSmsProvider, DeliveryReport, SmsProvider, TencentSmsProvider
+from sms_service.transitions import finish
+
+logger = logging.getLogger(__name__)
+
+# Parsing a push needs no credentials; these instances are never used to call the upstream.
+_PARSERS: dict[str, SmsProvider] = {
+    "aliyun": AliyunSmsProvider(access_key_id="unused", access_key_secret="unused"),
+    "tencent": TencentSmsProvider(secret_id="unused", secret_key="unused", sdk_app_id="unused"),
+}
+RECEIPT_PROVIDERS = tuple(_PARSERS)
+
+
+def parse_push(provider: str, body: bytes) -> list[DeliveryReport]:
+    """Decode an upstream's push; ValueError when it is not in that upstream's format."""
+    return _PARSERS[provider].parse_receipts(body)
+
+
+def apply_reports(session: Session, reports: list[DeliveryReport]) -> tuple[int, int]:
+    """Apply each report to its message; returns ``(applied, ignored)`` and publishes the due callbacks."""
+    applied = ignored = 0
+    callbacks: list[str] = []
+    for report in reports:
+        message_id = _find_message(session, report)
+        moved = []
+        if message_id is not None:
+            moved = finish(
+                session,
+                [message_id],
+                SUCCESS if report.success else FAILED,
+                from_statuses=(SENDING, SUBMITTED),
+                error_code=report.error_code or "DELIVERY_FAILED",
+                error_message=report.error_message,
+                completed_at=report.reported_at,
+            )
+        if moved:
+            applied += 1
+            callbacks += [mid for mid, has_callback in moved if has_callback]
+        else:
+            ignored += 1
+            logger.info(
+                "receipt from %s for %s (biz_id %s) matched no open message; acknowledged and ignored",
+                report.provider,
+                mask_mobile(report.mobile),
+                report.biz_id,
+            )
+    session.commit()
+    for message_id in callbacks:
+        outbox.publish_callback(message_id, 1)
+    return applied, ignored
+
+
+def _find_message(session: Session, report: DeliveryReport) -> str | None:
+    """By our message id when the upstream echoes it, else by (provider, biz_id, mobile)."""
+    if report.out_id:
+        found = session.scalar(
+            select(Message.id).where(Message.id == report.out_id, Message.provider == report.provider)
+        )
+        if found:
+            return found
+    if not report.biz_id:
+        return None
+    return session.scalar(
+        select(Message.id)
+        .where(
+            Message.provider == report.provider,
+            Message.biz_id == report.biz_id,
+            Message.mobile == report.mobile,
+        )
+        .limit(1)
+    )

@@ -1,0 +1,110 @@
+"""Polling fallback: ask the upstream about messages whose receipt is late or whose send outcome is unknown.
+
+An upstream call that timed out after the request left may have been accepted; rather than resend (the
+upstreams are not idempotent) the message is looked up with the upstream's query API until it shows up or a
+deadline passes, and then it is failed, never sent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from shared.db import utcnow
+from sms_service import outbox
+from sms_service.dispatch import provider_named
+from sms_service.mobiles import mask_mobile
+from sms_service.models import FAILED, SENDING, SUBMITTED, Message
+from sms_service.providers import ProviderError
+from sms_service.receipts import apply_reports
+from sms_service.transitions import finish
+
+logger = logging.getLogger(__name__)
+
+RECEIPT_TIMEOUT = "RECEIPT_TIMEOUT"
+OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
+
+
+def due_messages(session: Session) -> list[Message]:
+    """Submitted messages past the poll delay (the sandbox's own delay for it) and unknown outcomes."""
+    config = current_app.config
+    now = utcnow()
+    poll_before = now - timedelta(seconds=config["RECEIPT_POLL_AFTER_SECONDS"])
+    sandbox_before = now - timedelta(milliseconds=config["SANDBOX_DELAY_MS"])
+    return list(
+        session.scalars(
+            select(Message)
+            .where(
+                or_(
+                    and_(Message.status == SUBMITTED, Message.updated_at < poll_before),
+                    and_(
+                        Message.status == SUBMITTED,
+                        Message.provider == "sandbox",
+                        Message.updated_at <= sandbox_before,
+                    ),
+                    and_(
+                        Message.status == SENDING,
+                        Message.outcome_unknown.is_(True),
+                        Message.updated_at < poll_before,
+                    ),
+                )
+            )
+            .order_by(Message.updated_at)
+            .limit(config["POLL_BATCH_SIZE"])
+        ).all()
+    )
+
+
+def poll(session: Session) -> dict[str, int]:
+    """Query the upstream for each due message; apply what it knows, give up on what is too old."""
+    config = current_app.config
+    give_up_before = utcnow() - timedelta(seconds=config["RECEIPT_GIVE_UP_AFTER_SECONDS"])
+    counts = {"applied": 0, "waiting": 0, "given_up": 0}
+    for message in due_messages(session):
+        provider = provider_named(message.provider)
+        report = None
+        if provider is not None:
+            try:
+                report = provider.query(
+                    message_id=message.id,
+                    mobile=message.mobile,
+                    biz_id=message.biz_id,
+                    sent_at=message.sent_at or message.created_at,
+                )
+            except ProviderError as exc:
+                logger.warning(
+                    "query of %s at %s failed: %s", mask_mobile(message.mobile), message.provider, exc.code
+                )
+        if report is not None:
+            applied, _ = apply_reports(session, [report])
+            counts["applied"] += applied
+        elif (message.sent_at or message.created_at) < give_up_before:
+            code = OUTCOME_UNKNOWN if message.status == SENDING else RECEIPT_TIMEOUT
+            moved = finish(
+                session,
+                [message.id],
+                FAILED,
+                from_statuses=(message.status,),
+                error_code=code,
+                error_message="上游未返回最终状态",
+            )
+            session.commit()
+            for message_id, has_callback in moved:
+                if has_callback:
+                    outbox.publish_callback(message_id, 1)
+            counts["given_up"] += len(moved)
+        else:
+            # Not final yet: look again after another poll delay.
+            session.execute(
+                update(Message)
+                .where(Message.id == message.id, Message.status == message.status)
+                .values(updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            session.commit()
+            counts["waiting"] += 1
+    return counts

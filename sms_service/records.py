@@ -1,0 +1,84 @@
+"""Reading messages back: one record, a search, a batch's progress. A tenant only ever sees its own."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.envelope import NotFoundError
+from sms_service.models import STATUSES, Batch, Message
+
+
+def get_record(session: Session, tenant_id: str, message_id: str) -> Message:
+    message = session.scalar(select(Message).where(Message.id == message_id, Message.tenant_id == tenant_id))
+    if message is None:
+        raise NotFoundError("发送记录不存在", data={"message_id": message_id})
+    return message
+
+
+def search_records(
+    session: Session,
+    tenant_id: str,
+    page: int,
+    size: int,
+    *,
+    mobile: str | None = None,
+    status: str | None = None,
+    template_id: str | None = None,
+    batch_id: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> tuple[list[Message], int]:
+    conditions: list[Any] = [Message.tenant_id == tenant_id]
+    if mobile:
+        conditions.append(Message.mobile == mobile)
+    if status:
+        conditions.append(Message.status == status)
+    if template_id:
+        conditions.append(Message.template_id == template_id)
+    if batch_id:
+        conditions.append(Message.batch_id == batch_id)
+    if created_from:
+        conditions.append(Message.created_at >= created_from)
+    if created_to:
+        conditions.append(Message.created_at < created_to)
+    total = session.scalar(select(func.count()).select_from(Message).where(*conditions)) or 0
+    rows = session.scalars(
+        select(Message)
+        .where(*conditions)
+        .order_by(Message.created_at.desc(), Message.id.desc())
+        .offset((page - 1) * size)
+        .limit(size)
+    ).all()
+    return list(rows), total
+
+
+def batch_progress(session: Session, tenant_id: str, batch_id: str, page: int, size: int) -> dict[str, Any]:
+    batch = session.scalar(select(Batch).where(Batch.id == batch_id, Batch.tenant_id == tenant_id))
+    if batch is None:
+        raise NotFoundError("批次不存在", data={"batch_id": batch_id})
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count in session.execute(
+        select(Message.status, func.count()).where(Message.batch_id == batch_id).group_by(Message.status)
+    ):
+        counts[status] = count
+    messages = session.scalars(
+        select(Message)
+        .where(Message.batch_id == batch_id)
+        .order_by(Message.created_at, Message.id)
+        .offset((page - 1) * size)
+        .limit(size)
+    ).all()
+    return {
+        "batch_id": batch.id,
+        "template_id": batch.template_id,
+        "total": batch.total,
+        "created_at": batch.created_at,
+        "counts": counts,
+        "list": list(messages),
+        "page": page,
+        "size": size,
+    }

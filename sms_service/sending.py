@@ -1,0 +1,253 @@
+"""Accepting a send or batch-send: validate, check limits, store the messages as ``queued``, then publish.
+
+Everything a request changes happens in one transaction (idempotency key, messages, limit counters), so a
+request over a limit, or a replay of an ``Idempotency-Key``, stores and sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.db import utcnow
+from shared.envelope import BadRequestError, NotFoundError
+from shared.ids import new_id
+from sms_service import idempotency, outbox
+from sms_service.callback_urls import CallbackUrlRefused, check_callback_url
+from sms_service.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
+from sms_service.mobiles import mask_mobile, normalise_mobile
+from sms_service.models import CALLBACK_WAITING, QUEUED, TEMPLATE_DISABLED, Batch, Message, Template, Tenant
+from sms_service.templates import check_variables
+
+logger = logging.getLogger(__name__)
+
+SEND = "send"
+BATCH_SEND = "batch-send"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    mobile: str  # normalised
+    variables: dict[str, str]  # the template's variables, checked
+
+
+def send(
+    session: Session,
+    tenant_id: str,
+    template_id: str,
+    mobiles: list[str],
+    variables: dict[str, Any],
+    callback_url: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """One message per mobile with the same variables; the answer lists their ids in request order."""
+    key = idempotency.check_key(idempotency_key)
+    if key and (answer := idempotency.first_answer(session, tenant_id, SEND, key)) is not None:
+        return answer
+    numbers = normalise_mobiles(mobiles, current_app.config["MAX_MOBILES_PER_SEND"])
+    tenant, template = load_tenant_and_template(session, tenant_id, template_id)
+    values = check_variables(template, variables or {}, current_app.config["MAX_VARIABLE_LENGTH"])
+    check_callback(callback_url)
+    recipients = [Recipient(mobile, values) for mobile in numbers]
+    ids = [new_id("MSG") for _ in recipients]
+    answer = {"message_id": ids[0], "message_ids": ids, "status": QUEUED}
+    return _accept(session, tenant, template, recipients, ids, callback_url, None, (SEND, key), answer)
+
+
+def batch_send(
+    session: Session,
+    tenant_id: str,
+    template_id: str,
+    items: list[dict[str, Any]],
+    callback_url: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """One message per item, each with its own variables, grouped under a batch id."""
+    key = idempotency.check_key(idempotency_key)
+    if key and (answer := idempotency.first_answer(session, tenant_id, BATCH_SEND, key)) is not None:
+        return answer
+    limit = current_app.config["MAX_BATCH_ITEMS"]
+    if not 1 <= len(items) <= limit:
+        raise BadRequestError(
+            f"items 数量须为 1–{limit} 条", data={"errors": {"items": [f"数量须为 1–{limit} 条"]}}
+        )
+    numbers = normalise_mobiles([item["mobile"] for item in items], limit, field="items")
+    tenant, template = load_tenant_and_template(session, tenant_id, template_id)
+    max_length = current_app.config["MAX_VARIABLE_LENGTH"]
+    recipients, errors = [], {}
+    for index, (mobile, item) in enumerate(zip(numbers, items, strict=True)):
+        try:
+            recipients.append(
+                Recipient(mobile, check_variables(template, item.get("variables") or {}, max_length))
+            )
+        except BadRequestError as exc:
+            errors[str(index)] = exc.data["errors"]
+    if errors:
+        first = next(iter(errors))
+        raise BadRequestError(
+            f"第 {int(first) + 1} 条的模板变量不合法: {', '.join(_names(errors[first]['variables']))}",
+            data={"errors": {"items": errors}},
+        )
+    check_callback(callback_url)
+    ids = [new_id("MSG") for _ in recipients]
+    batch_id = new_id("BATCH")
+    answer = {"batch_id": batch_id, "total": len(ids), "status": QUEUED}
+    return _accept(
+        session, tenant, template, recipients, ids, callback_url, batch_id, (BATCH_SEND, key), answer
+    )
+
+
+def normalise_mobiles(raw: list[str], limit: int, field: str = "mobiles") -> list[str]:
+    """Validate and normalise; 400 on a bad count, a bad number or a number given twice."""
+    if not 1 <= len(raw) <= limit:
+        raise BadRequestError(
+            f"手机号数量须为 1–{limit} 个", data={"errors": {field: [f"数量须为 1–{limit} 个"]}}
+        )
+    numbers: list[str] = []
+    invalid: dict[str, list[str]] = {}
+    seen: dict[str, int] = {}
+    duplicates: dict[str, list[str]] = {}
+    for index, value in enumerate(raw):
+        number = normalise_mobile(value) if isinstance(value, str) else None
+        if number is None:
+            invalid[str(index)] = ["手机号格式不正确 (须为中国大陆手机号)"]
+        elif number in seen:
+            duplicates[str(index)] = [f"手机号重复: {mask_mobile(number)} (与第 {seen[number] + 1} 个相同)"]
+        else:
+            seen[number] = index
+        numbers.append(number or "")
+    if invalid:
+        raise BadRequestError(
+            f"手机号格式不正确: 第 {', '.join(str(int(i) + 1) for i in invalid)} 个",
+            data={"errors": {field: _nest(field, invalid)}},
+        )
+    if duplicates:
+        shown = sorted({mask_mobile(numbers[int(i)]) for i in duplicates})
+        raise BadRequestError(
+            f"同一请求中手机号重复: {', '.join(shown)}",
+            data={"errors": {field: _nest(field, duplicates)}, "duplicates": shown},
+        )
+    return numbers
+
+
+def load_tenant_and_template(session: Session, tenant_id: str, template_id: str) -> tuple[Tenant, Template]:
+    """Both in one round trip: the template must be the tenant's, not deleted, and enabled."""
+    row = session.execute(
+        select(Tenant, Template)
+        .join(Template, Template.tenant_id == Tenant.id)
+        .where(Tenant.id == tenant_id, Template.id == template_id, Template.deleted_at.is_(None))
+    ).first()
+    if row is None:
+        raise NotFoundError("模板不存在", data={"template_id": template_id})
+    tenant, template = row
+    if template.status == TEMPLATE_DISABLED:
+        raise BadRequestError("模板已停用, 不能发送", data={"errors": {"template_id": ["模板已停用"]}})
+    return tenant, template
+
+
+def check_callback(url: str | None) -> None:
+    if url is None:
+        return
+    try:
+        check_callback_url(url, current_app.config["CALLBACK_ALLOW_PRIVATE"])
+    except CallbackUrlRefused as exc:
+        raise BadRequestError(str(exc), data={"errors": {"callback_url": [str(exc)]}}) from None
+
+
+def _accept(
+    session: Session,
+    tenant: Tenant,
+    template: Template,
+    recipients: list[Recipient],
+    ids: list[str],
+    callback_url: str | None,
+    batch_id: str | None,
+    idempotency_scope: tuple[str, str | None],
+    answer: dict[str, Any],
+) -> dict[str, Any]:
+    now = utcnow()
+    store = limit_store()
+    counters = plan_counters(tenant, [r.mobile for r in recipients], now)
+    in_database = isinstance(store, DatabaseCounters)
+    endpoint, key = idempotency_scope
+    if not in_database and (hit := store.consume(session, tenant.id, counters)) is not None:
+        raise limit_exceeded(hit, now)
+    try:
+        if key:
+            idempotency.remember_answer(session, tenant.id, endpoint, key, answer)
+        if batch_id:
+            session.execute(
+                insert(Batch).values(
+                    id=batch_id, tenant_id=tenant.id, template_id=template.id, total=len(ids), created_at=now
+                )
+            )
+        session.execute(
+            insert(Message), _message_rows(tenant, template, recipients, ids, callback_url, batch_id, now)
+        )
+        if in_database and (hit := store.consume(session, tenant.id, counters)) is not None:
+            session.rollback()
+            raise limit_exceeded(hit, now)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        if not in_database:
+            store.release(tenant.id, counters)
+        replayed = idempotency.first_answer(session, tenant.id, endpoint, key) if key else None
+        if replayed is None:
+            raise
+        return replayed
+    except BaseException:
+        session.rollback()
+        if not in_database:
+            store.release(tenant.id, counters)
+        raise
+    logger.info(
+        "accepted %d message(s) of %s for tenant %s: %s",
+        len(ids),
+        template.id,
+        tenant.id,
+        ", ".join(mask_mobile(r.mobile) for r in recipients[:3]) + (" …" if len(recipients) > 3 else ""),
+    )
+    outbox.publish_deliveries(ids)
+    return answer
+
+
+def _message_rows(tenant, template, recipients, ids, callback_url, batch_id, now) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": message_id,
+            "tenant_id": tenant.id,
+            "template_id": template.id,
+            "batch_id": batch_id,
+            "mobile": recipient.mobile,
+            "variables": recipient.variables,
+            "callback_url": callback_url,
+            "status": QUEUED,
+            "attempts": 0,
+            "outcome_unknown": False,
+            # A microsecond apart: lists show a request's messages in request order.
+            "created_at": now + timedelta(microseconds=index),
+            "updated_at": now,
+            "callback_status": CALLBACK_WAITING if callback_url else None,
+            "callback_attempts": 0,
+        }
+        for index, (message_id, recipient) in enumerate(zip(ids, recipients, strict=True))
+    ]
+
+
+def _nest(field: str, errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Batch items report errors under ``items.<index>.mobile``, sends under ``mobiles.<index>``."""
+    if field == "items":
+        return {index: {"mobile": messages} for index, messages in errors.items()}
+    return errors
+
+
+def _names(errors: dict[str, Any]) -> list[str]:
+    return list(errors)

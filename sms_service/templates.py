@@ -1,0 +1,149 @@
+"""Message templates of a tenant: ``${name}`` placeholders, sign name and the upstream code per provider."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.db import utcnow
+from shared.envelope import BadRequestError, NotFoundError
+from shared.ids import new_id
+from sms_service.models import TEMPLATE_DISABLED, TEMPLATE_ENABLED, Template
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
+KNOWN_PROVIDERS = ("aliyun", "tencent", "sandbox")
+
+
+def variables_of(content: str) -> list[str]:
+    """The placeholder names of ``content`` in order of first appearance (Tencent binds them by position)."""
+    names: list[str] = []
+    for name in PLACEHOLDER.findall(content):
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def check_content(content: str) -> None:
+    leftover = PLACEHOLDER.sub("", content)
+    if "${" in leftover:
+        raise BadRequestError(
+            "模板内容中的变量格式不正确, 应为 ${变量名} (字母、数字、下划线, 以字母或下划线开头)",
+            data={"errors": {"content": ["变量格式不正确"]}},
+        )
+
+
+def check_provider_codes(codes: dict[str, Any]) -> dict[str, str]:
+    unknown = sorted(set(codes) - set(KNOWN_PROVIDERS))
+    if unknown:
+        raise BadRequestError(
+            f"未知的短信渠道: {', '.join(unknown)}",
+            data={"errors": {"provider_codes": [f"未知的渠道 {name}" for name in unknown]}},
+        )
+    return {name: str(code) for name, code in codes.items()}
+
+
+def create_template(session: Session, tenant_id: str, fields: dict[str, Any]) -> Template:
+    check_content(fields["content"])
+    now = utcnow()
+    template = Template(
+        id=new_id("TMPL"),
+        tenant_id=tenant_id,
+        name=fields["name"],
+        content=fields["content"],
+        variables=variables_of(fields["content"]),
+        sign_name=fields["sign_name"],
+        provider_codes=check_provider_codes(fields.get("provider_codes") or {}),
+        status=fields.get("status") or TEMPLATE_ENABLED,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(template)
+    session.commit()
+    return template
+
+
+def get_template(session: Session, tenant_id: str, template_id: str) -> Template:
+    """The tenant's template; another tenant's, a deleted or an unknown one is 404 alike."""
+    template = session.scalar(
+        select(Template).where(
+            Template.id == template_id, Template.tenant_id == tenant_id, Template.deleted_at.is_(None)
+        )
+    )
+    if template is None:
+        raise NotFoundError("模板不存在", data={"template_id": template_id})
+    return template
+
+
+def get_sendable_template(session: Session, tenant_id: str, template_id: str) -> Template:
+    template = get_template(session, tenant_id, template_id)
+    if template.status == TEMPLATE_DISABLED:
+        raise BadRequestError("模板已停用, 不能发送", data={"errors": {"template_id": ["模板已停用"]}})
+    return template
+
+
+def list_templates(
+    session: Session, tenant_id: str, page: int, size: int, status: str | None = None
+) -> tuple[list[Template], int]:
+    conditions = [Template.tenant_id == tenant_id, Template.deleted_at.is_(None)]
+    if status:
+        conditions.append(Template.status == status)
+    total = session.scalar(select(func.count()).select_from(Template).where(*conditions)) or 0
+    rows = session.scalars(
+        select(Template)
+        .where(*conditions)
+        .order_by(Template.created_at.desc(), Template.id.desc())
+        .offset((page - 1) * size)
+        .limit(size)
+    ).all()
+    return list(rows), total
+
+
+def update_template(session: Session, tenant_id: str, template_id: str, fields: dict[str, Any]) -> Template:
+    template = get_template(session, tenant_id, template_id)
+    if "content" in fields:
+        check_content(fields["content"])
+        template.content = fields["content"]
+        template.variables = variables_of(fields["content"])
+    if "provider_codes" in fields:
+        template.provider_codes = check_provider_codes(fields["provider_codes"] or {})
+    for name in ("name", "sign_name", "status"):
+        if name in fields:
+            setattr(template, name, fields[name])
+    template.updated_at = utcnow()
+    session.commit()
+    return template
+
+
+def delete_template(session: Session, tenant_id: str, template_id: str) -> None:
+    template = get_template(session, tenant_id, template_id)
+    template.deleted_at = utcnow()
+    template.updated_at = template.deleted_at
+    session.commit()
+
+
+def check_variables(template: Template, variables: dict[str, Any], max_length: int) -> dict[str, str]:
+    """The template's variables as strings, in template order; 400 naming what is missing or too long."""
+    missing = [name for name in template.variables if variables.get(name) in (None, "")]
+    if missing:
+        raise BadRequestError(
+            f"缺少模板变量: {', '.join(missing)}",
+            data={"errors": {"variables": {name: ["缺少该变量"] for name in missing}}, "missing": missing},
+        )
+    values: dict[str, str] = {}
+    errors: dict[str, list[str]] = {}
+    for name in template.variables:
+        value = variables[name]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            errors[name] = ["变量值必须是字符串或数字"]
+            continue
+        text = str(value)
+        if len(text) > max_length:
+            errors[name] = [f"变量值不能超过 {max_length} 个字符"]
+            continue
+        values[name] = text
+    if errors:
+        raise BadRequestError(f"模板变量不合法: {', '.join(errors)}", data={"errors": {"variables": errors}})
+    return values

@@ -1,0 +1,166 @@
+"""Daily quota and per-mobile frequency: windows, atomicity under concurrency (PostgreSQL), Redis counters."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.envelope import TooManyRequestsError
+from sms_service import limits, sending
+from sms_service.models import Tenant
+from tests.conftest import POSTGRES_URL, REDIS_URL, migrated_app
+from tests.factories import create_sms_tenant
+from tests.sms.conftest import create_template
+
+VARIABLES = {"code": "123456", "minutes": "5"}
+
+
+def test_windows_are_clock_aligned_and_days_are_beijing_days():
+    tenant = Tenant(daily_quota=100, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
+    # 2026-05-10 15:59:30 UTC is 23:59:30 in Beijing: the day ends in 30 s.
+    now = datetime(2026, 5, 10, 15, 59, 30, tzinfo=UTC)
+    counters = {c.kind: c for c in limits.plan_counters(tenant, ["13800138000"], now)}
+    epoch = int(now.timestamp())
+    assert counters["daily_quota"].ends_at - epoch == 30
+    assert counters["mobile_per_day"].ends_at - epoch == 30
+    assert counters["mobile_per_minute"].ends_at - epoch == 30
+    assert counters["mobile_per_hour"].ends_at - epoch == 30
+    assert limits.limit_exceeded(counters["mobile_per_hour"], now).retry_after == 30
+
+
+def test_locking_order_puts_the_tenant_quota_last():
+    tenant = Tenant(daily_quota=100, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
+    counters = limits.plan_counters(tenant, ["13900139000", "13800138000"], datetime.now(UTC))
+    assert counters[-1].kind == "daily_quota" and len(counters) == 7
+
+
+def test_a_zero_quota_refuses_everything(sms_db, sms_tenant, template):
+    tenant, _ = sms_tenant
+    tenant.daily_quota = 0
+    sms_db.commit()
+    with pytest.raises(TooManyRequestsError) as refused:
+        sending.send(sms_db, tenant.id, template.id, ["13800138000"], VARIABLES)
+    assert refused.value.data["limit"] == "daily_quota"
+
+
+@pytest.fixture
+def committed_app(sms_app, databases):
+    """A second migrated database whose commits are real, for threads racing each other."""
+    from sms_service import create_app
+    from sms_service.extensions import celery, db
+
+    engine, flask_app = db.engine, celery.flask_app
+    # tests/conftest.py leaves the sessionmaker with "conservative_savepoint", which SQLAlchemy 2.1 rejects.
+    db.session.configure(join_transaction_mode="conditional_savepoint")
+    app = migrated_app(create_app, databases.create("sms_limits"))
+    yield app
+    db.engine.dispose()
+    db.engine, celery.flask_app = engine, flask_app
+    db.session.remove()
+    db.session.configure(bind=engine)
+
+
+def race(app, count, send_one):
+    """Run ``send_one(index)`` in ``count`` threads released at once; count the outcomes."""
+    from sms_service.extensions import db
+
+    barrier = threading.Barrier(count)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def worker(index):
+        with app.app_context():
+            barrier.wait()
+            try:
+                send_one(index)
+                outcome = "ok"
+            except TooManyRequestsError as exc:
+                outcome = exc.data["limit"]
+            finally:
+                db.session.remove()
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return outcomes
+
+
+def make_tenant_and_template(app, **limits_):
+    from sms_service.extensions import db
+
+    with app.app_context():
+        tenant, _ = create_sms_tenant(db.session, **limits_)
+        template = create_template(db.session, tenant.id)
+        return tenant.id, template.id
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES_URL, reason="the concurrency edge is tested on PostgreSQL")
+def test_50_concurrent_sends_at_the_quota_edge_exactly_the_quota_passes(committed_app, published):
+    from sms_service.extensions import db
+
+    committed_app.config["DB_POOL_SIZE"] = 25
+    tenant_id, template_id = make_tenant_and_template(committed_app, daily_quota=10)
+    outcomes = race(
+        committed_app,
+        50,
+        lambda n: sending.send(db.session, tenant_id, template_id, [f"138{n:08d}"], VARIABLES),
+    )
+    assert outcomes.count("ok") == 10 and outcomes.count("daily_quota") == 40
+    assert len(published) == 10
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not POSTGRES_URL, reason="the concurrency edge is tested on PostgreSQL")
+def test_50_concurrent_sends_to_one_mobile_pass_once_a_minute(committed_app, published):
+    from sms_service.extensions import db
+
+    tenant_id, template_id = make_tenant_and_template(committed_app)
+    outcomes = race(
+        committed_app,
+        50,
+        lambda n: sending.send(db.session, tenant_id, template_id, ["13800138000"], VARIABLES),
+    )
+    assert outcomes.count("ok") == 1 and outcomes.count("mobile_per_minute") == 49
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
+def test_redis_counters_are_atomic_too(committed_app, published):
+    from sms_service.extensions import db
+
+    committed_app.config["REDIS_URL"] = REDIS_URL
+    tenant_id, template_id = make_tenant_and_template(committed_app, daily_quota=7)
+    outcomes = race(
+        committed_app,
+        30,
+        lambda n: sending.send(db.session, tenant_id, template_id, [f"139{n:08d}"], VARIABLES),
+    )
+    assert outcomes.count("ok") == 7 and outcomes.count("daily_quota") == 23
+    with committed_app.app_context():
+        assert isinstance(limits.limit_store(), limits.RedisCounters)
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
+def test_redis_counters_are_given_back_when_storing_fails(committed_app, published, monkeypatch):
+    from sms_service.extensions import db
+
+    committed_app.config["REDIS_URL"] = REDIS_URL
+    tenant_id, template_id = make_tenant_and_template(committed_app, daily_quota=1)
+
+    def broken_rows(*_args):
+        raise RuntimeError("database went away")
+
+    with committed_app.app_context():
+        with monkeypatch.context() as patch:
+            patch.setattr(sending, "_message_rows", broken_rows)
+            with pytest.raises(RuntimeError):
+                sending.send(db.session, tenant_id, template_id, ["13800138000"], VARIABLES)
+        sending.send(db.session, tenant_id, template_id, ["13800138000"], VARIABLES)
+        with pytest.raises(TooManyRequestsError):
+            sending.send(db.session, tenant_id, template_id, ["13900139000"], VARIABLES)
