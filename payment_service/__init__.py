@@ -10,8 +10,10 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from payment_service import queues
+from payment_service.beat import beat_settings
 from payment_service.config import load_config
 from payment_service.extensions import celery, db, keys
+from payment_service.secret_box import install_secret_box
 from shared.api import EnvelopeApi
 from shared.auth import ApiKeyAuthenticator
 from shared.health import health_blueprint
@@ -36,11 +38,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app, settings["DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"])
     Migrate(app, db, directory=str(MIGRATIONS))
-    bind_celery(celery, app, queues.ALL)
+    bind_celery(celery, app, queues.ALL, beat_settings(settings))
     ApiKeyAuthenticator(keys.lookup).init_app(app)
+    install_secret_box(app)
+
+    from payment_service.api import bindings, configs, notify, orders
 
     api = EnvelopeApi(app)
     api.register_blueprint(me_blueprint("/api/v1/payment"))
+    configs.register_params_schemas(api)
+    api.register_blueprint(configs.blp)
+    api.register_blueprint(bindings.blp)
+    api.register_blueprint(orders.blp)
+    api.register_blueprint(notify.blp)
     app.register_blueprint(health_blueprint(db, celery))
 
     from payment_service import cli

@@ -10,8 +10,11 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from payment_service.config import generate_secret_key
+from payment_service.configs import reseal_stale_configs
 from payment_service.extensions import db, keys
 from payment_service.models import Tenant
+from payment_service.sandbox import register_sandbox_commands
+from payment_service.secret_box import current_secret_box
 from shared.db import isoformat
 from shared.ids import new_id
 from shared.tenancy import echo_json, register_key_commands
@@ -52,6 +55,22 @@ def register(app: Flask) -> None:
         """Print a new PAYMENT_SECRET_KEY (base64 of 32 random bytes)."""
         click.echo(generate_secret_key())
 
+    @secret_key.command("rotate")
+    def rotate() -> None:
+        """Re-encrypt every stored secret under the current PAYMENT_SECRET_KEY.
+
+        Run it after moving the previous key into PAYMENT_OLD_SECRET_KEYS; once it reports no
+        unreadable config, the old key can be removed. Prints JSON; exits non-zero if some config
+        could not be opened with any configured key.
+        """
+        report = reseal_stale_configs(db.session, current_secret_box())
+        echo_json(report)
+        if report["unreadable"]:
+            raise click.ClickException(
+                f"{len(report['unreadable'])} config(s) are sealed under a key that is not configured"
+            )
+
     app.cli.add_command(tenant)
     app.cli.add_command(secret_key)
+    register_sandbox_commands(app)
     register_key_commands(app, keys)

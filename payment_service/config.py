@@ -6,6 +6,7 @@ import base64
 import binascii
 import secrets
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,37 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY_BYTES": 1_048_576,
     # base64 of exactly 32 random bytes: encrypts channel secrets at rest (AES-GCM)
     "SECRET_KEY": "",
+    # comma-separated previous SECRET_KEYs, still readable while `secret-key rotate` re-encrypts
+    "OLD_SECRET_KEYS": "",
+    # --- orders, notifications, forwarding, profit sharing (docs/payment-orders.md) ---
+    # where the upstreams reach this service: notify_url = PUBLIC_BASE_URL + /api/v1/payment/notify/...
+    "PUBLIC_BASE_URL": "http://127.0.0.1:8002",
+    "WECHATPAY_BASE_URL": "https://api.mch.weixin.qq.com",
+    "ALIPAY_GATEWAY_URL": "https://openapi.alipay.com/gateway.do",
+    # every upstream call gives up after this many seconds (at most 10)
+    "CHANNEL_TIMEOUT_SECONDS": 10.0,
+    "ORDER_EXPIRE_MINUTES": 120,
+    # largest amount one order may carry, in yuan
+    "MAX_AMOUNT": "100000.00",
+    # let notify_url point at private/loopback addresses (local development and tests only)
+    "NOTIFY_ALLOW_PRIVATE": False,
+    # pending orders older than this are queried upstream (a lost notification still ends paid) ...
+    "PENDING_QUERY_AFTER_MINUTES": 10,
+    # ... at most once per this many minutes each
+    "PENDING_QUERY_INTERVAL_MINUTES": 5,
+    # how often beat runs expiry, reconciliation and the stuck-work sweep
+    "RECONCILE_INTERVAL_SECONDS": 60,
+    # work (forward, profit sharing) overdue by this long is published again by the sweep
+    "SWEEP_GRACE_SECONDS": 300,
+    "FORWARD_TIMEOUT_SECONDS": 5.0,
+    "FORWARD_MAX_ATTEMPTS": 8,
+    # retries wait RETRY_BASE_SECONDS × 2^(n-1), at most RETRY_MAX_SECONDS, jittered to 50–100 %
+    "RETRY_BASE_SECONDS": 60.0,
+    "RETRY_MAX_SECONDS": 14400.0,
+    # profit sharing starts this long after the payment, and polls WeChat's result this often
+    "PROFIT_SHARING_DELAY_SECONDS": 30.0,
+    "PROFIT_SHARING_POLL_SECONDS": 30.0,
+    "PROFIT_SHARING_MAX_ATTEMPTS": 8,
 }
 
 PRODUCTION_REQUIRED = ["DATABASE_URL", "BROKER_URL", "SECRET_KEY"]
@@ -40,6 +72,11 @@ def decode_secret_key(value: str, variable: str = f"{PREFIX}_SECRET_KEY") -> byt
     if len(key) != 32:
         raise ConfigurationError(f"{variable} must decode to exactly 32 bytes, not {len(key)}")
     return key
+
+
+def decode_old_secret_keys(value: str, variable: str = f"{PREFIX}_OLD_SECRET_KEYS") -> list[bytes]:
+    """The retired keys, in the order given; each must be as valid as the current one."""
+    return [decode_secret_key(item, variable) for item in value.split(",") if item.strip()]
 
 
 def generate_secret_key() -> str:
@@ -72,4 +109,24 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         else:
             settings["SECRET_KEY"] = _development_secret_key()
     decode_secret_key(settings["SECRET_KEY"])
+    decode_old_secret_keys(settings["OLD_SECRET_KEYS"])
+    check_order_settings(settings)
     return settings
+
+
+def check_order_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse order settings that would fail later, at the first payment, naming the variable."""
+    try:
+        max_amount = Decimal(str(settings["MAX_AMOUNT"]))
+    except InvalidOperation:
+        raise ConfigurationError(f"{PREFIX}_MAX_AMOUNT must be an amount in yuan, e.g. 100000.00") from None
+    if not max_amount.is_finite() or max_amount <= 0:
+        raise ConfigurationError(f"{PREFIX}_MAX_AMOUNT must be greater than 0")
+    if not 0 < settings["CHANNEL_TIMEOUT_SECONDS"] <= 10:
+        raise ConfigurationError(f"{PREFIX}_CHANNEL_TIMEOUT_SECONDS must be in (0, 10]")
+    for name in ("PUBLIC_BASE_URL", "WECHATPAY_BASE_URL", "ALIPAY_GATEWAY_URL"):
+        if not str(settings[name]).startswith(("http://", "https://")):
+            raise ConfigurationError(f"{PREFIX}_{name} must be an http(s) URL")
+    for name in ("ORDER_EXPIRE_MINUTES", "FORWARD_MAX_ATTEMPTS", "PROFIT_SHARING_MAX_ATTEMPTS"):
+        if settings[name] < 1:
+            raise ConfigurationError(f"{PREFIX}_{name} must be at least 1")

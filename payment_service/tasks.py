@@ -1,1 +1,60 @@
-"""Celery tasks of the payment service: thin, they take ids and call the domain."""
+"""Celery tasks of the payment service: thin, they take ids and call the domain.
+
+Forwarding and profit sharing decide their own next attempt (the row keeps the count and the schedule:
+exponential backoff with jitter, see ``retry_schedule``); the task only re-schedules itself for it.
+A database hiccup is retried by Celery's own backoff.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import OperationalError
+
+from payment_service import queues
+from payment_service.beat import CLOSE_EXPIRED_TASK, QUERY_PENDING_TASK, SWEEP_TASK
+from payment_service.dispatch import FORWARD_TASK, PROFIT_SHARING_TASK
+from payment_service.extensions import celery, db
+from payment_service.forwarding import deliver_forward
+from payment_service.profit_sharing import run_profit_sharing
+from payment_service.reconciliation import close_expired_orders, query_pending_orders, sweep_stuck_work
+
+# The row caps its own attempts, so the task allows any number of scheduled retries (max_retries None);
+# a database error is retried by Celery's backoff at most 8 times, then the sweep publishes the row again.
+_DATABASE_RETRIES = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "retry_kwargs": {"max_retries": 8},
+    "max_retries": None,
+}
+
+
+@celery.task(name=FORWARD_TASK, bind=True, queue=queues.NOTIFY, **_DATABASE_RETRIES)
+def forward_result(self, order_id: str) -> None:
+    """POST the paid order's result to its notify_url; retried on the row's schedule until 2xx or given up."""
+    delay = deliver_forward(db.session, order_id)
+    if delay is not None:
+        raise self.retry(countdown=delay)
+
+
+@celery.task(name=PROFIT_SHARING_TASK, bind=True, queue=queues.PROFIT_SHARING, **_DATABASE_RETRIES)
+def profit_sharing(self, order_id: str) -> None:
+    """Add receivers, place the split, poll it until WeChat finishes it (or the attempts run out)."""
+    delay = run_profit_sharing(db.session, order_id)
+    if delay is not None:
+        raise self.retry(countdown=delay)
+
+
+@celery.task(name=CLOSE_EXPIRED_TASK, queue=queues.PERIODIC)
+def close_expired() -> int:
+    return close_expired_orders(db.session)
+
+
+@celery.task(name=QUERY_PENDING_TASK, queue=queues.PERIODIC)
+def query_pending() -> int:
+    return query_pending_orders(db.session)
+
+
+@celery.task(name=SWEEP_TASK, queue=queues.PERIODIC)
+def sweep() -> int:
+    return sweep_stuck_work(db.session)

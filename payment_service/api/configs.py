@@ -1,0 +1,229 @@
+"""``/api/v1/payment/configs``: the payment configuration center (scope ``payment:admin``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask.views import MethodView
+from flask_smorest import Api
+from marshmallow import validate
+
+from payment_service import configs, history
+from payment_service.config_params import MODES, PARAMS_SCHEMAS
+from payment_service.extensions import db
+from shared.api import Blueprint
+from shared.auth import current_principal, require_scope
+from shared.envelope import envelope, ok, page_schema
+
+blp = Blueprint(
+    "payment_configs",
+    __name__,
+    url_prefix="/api/v1/payment/configs",
+    description="Payment configuration center: WeChat Pay / Alipay merchant configs",
+)
+
+MAX_PAGE_SIZE = 100
+PARAMS_COMPONENTS = {
+    "wechat_split": "WechatSplitParams",
+    "wechat_direct": "WechatDirectParams",
+    "alipay_direct": "AlipayDirectParams",
+}
+PARAMS_DESCRIPTION = (
+    "Fields depend on mode (one of the params schemas). Secrets (api_key, merchant_private_key, "
+    'app_private_key) are encrypted at rest and shown as "***"; on update a secret left out or sent '
+    'as "***" keeps its stored value.'
+)
+
+
+def register_params_schemas(api: Api) -> None:
+    """Name each mode's params schema in the OpenAPI document, for ``params``' oneOf to point at."""
+    for mode, component in PARAMS_COMPONENTS.items():
+        api.spec.components.schema(component, schema=PARAMS_SCHEMAS[mode])
+
+
+def _params_field(**kwargs: Any) -> ma.fields.Dict:
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in PARAMS_COMPONENTS.values()]
+    return ma.fields.Dict(metadata={"description": PARAMS_DESCRIPTION, "oneOf": refs}, **kwargs)
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ma.ValidationError("不能为空")
+
+
+NAME = {"validate": [validate.Length(min=1, max=100, error="长度必须在 1 到 100 之间"), _not_blank]}
+
+
+class ConfigCreateArgsSchema(ma.Schema):
+    name = ma.fields.String(required=True, **NAME)
+    mode = ma.fields.String(required=True, validate=validate.OneOf(MODES, error="mode 必须是 {choices} 之一"))
+    params = _params_field(required=True)
+
+    @ma.post_load
+    def _strip_name(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        data["name"] = data["name"].strip()
+        return data
+
+
+class ConfigUpdateArgsSchema(ma.Schema):
+    name = ma.fields.String(**NAME)
+    mode = ma.fields.String(
+        metadata={"description": "Optional; must equal the current mode (it cannot change)"}
+    )
+    params = _params_field()
+
+    @ma.validates_schema
+    def _something_to_change(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if "name" not in data and "params" not in data:
+            raise ma.ValidationError("请提供 name 或 params")
+
+    @ma.post_load
+    def _strip_name(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        if "name" in data:
+            data["name"] = data["name"].strip()
+        return data
+
+
+class ConfigStatusArgsSchema(ma.Schema):
+    status = ma.fields.String(
+        required=True, validate=validate.OneOf(configs.STATUSES, error="status 必须是 enabled 或 disabled")
+    )
+
+
+class PageArgsSchema(ma.Schema):
+    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, error="page 必须 ≥ 1"))
+    size = ma.fields.Integer(
+        load_default=20,
+        validate=validate.Range(min=1, max=MAX_PAGE_SIZE, error=f"size 必须在 1 到 {MAX_PAGE_SIZE} 之间"),
+    )
+
+
+class ConfigListArgsSchema(PageArgsSchema):
+    mode = ma.fields.String(validate=validate.OneOf(MODES, error="mode 必须是 {choices} 之一"))
+    status = ma.fields.String(
+        validate=validate.OneOf(configs.STATUSES, error="status 必须是 enabled 或 disabled")
+    )
+
+
+class ConfigCreatedSchema(ma.Schema):
+    config_id = ma.fields.String()
+    name = ma.fields.String()
+    mode = ma.fields.String()
+    status = ma.fields.String()
+    created_at = ma.fields.String(metadata={"format": "date-time"})
+
+
+class ConfigSummarySchema(ConfigCreatedSchema):
+    bound_sites = ma.fields.Integer(metadata={"description": "How many sites are bound to this config"})
+
+
+class ConfigDetailSchema(ConfigSummarySchema):
+    params = ma.fields.Dict(metadata={"description": PARAMS_DESCRIPTION})
+    updated_at = ma.fields.String(metadata={"format": "date-time"})
+
+
+class ConfigDeletedSchema(ma.Schema):
+    config_id = ma.fields.String()
+    deleted = ma.fields.Boolean()
+
+
+class HistoryEntrySchema(ma.Schema):
+    action = ma.fields.String(metadata={"enum": list(history.ACTIONS)})
+    at = ma.fields.String(metadata={"format": "date-time"})
+    key_id = ma.fields.String(metadata={"description": "The API key that made the change"})
+    changes = ma.fields.Dict(
+        metadata={"description": '{field: {old, new}}; params fields dotted (params.app_id), secrets "***"'}
+    )
+
+
+@blp.route("")
+class Configs(MethodView):
+    @require_scope("payment:admin")
+    @blp.arguments(ConfigCreateArgsSchema)
+    @blp.response(200, envelope(ConfigCreatedSchema))
+    def post(self, args):
+        """Create a payment config"""
+        config = configs.create_config(
+            db.session, current_principal(), args["name"], args["mode"], args["params"]
+        )
+        return ok(configs.creation_view(config))
+
+    @require_scope("payment:admin")
+    @blp.arguments(ConfigListArgsSchema, location="query")
+    @blp.response(200, envelope(page_schema(ConfigSummarySchema)))
+    def get(self, args):
+        """List payment configs, newest first"""
+        rows, total = configs.list_configs(
+            db.session,
+            current_principal().tenant_id,
+            mode=args.get("mode"),
+            status=args.get("status"),
+            page=args["page"],
+            size=args["size"],
+        )
+        items = [configs.summary_view(config, bound) for config, bound in rows]
+        return ok({"list": items, "total": total, "page": args["page"], "size": args["size"]})
+
+
+@blp.route("/<config_id>")
+class Config(MethodView):
+    @require_scope("payment:admin")
+    @blp.response(200, envelope(ConfigDetailSchema))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, config_id):
+        """Show a payment config (secrets as ***)"""
+        config = configs.get_config(db.session, current_principal().tenant_id, config_id)
+        return ok(configs.detail_view(config, configs.count_bound_sites(db.session, config.id)))
+
+    @require_scope("payment:admin")
+    @blp.arguments(ConfigUpdateArgsSchema)
+    @blp.response(200, envelope(ConfigDetailSchema))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def put(self, args, config_id):
+        """Update name and/or params (the mode cannot change)"""
+        config = configs.update_config(
+            db.session,
+            current_principal(),
+            config_id,
+            name=args.get("name"),
+            params=args.get("params"),
+            mode=args.get("mode"),
+        )
+        return ok(configs.detail_view(config, configs.count_bound_sites(db.session, config.id)))
+
+    @require_scope("payment:admin")
+    @blp.response(200, envelope(ConfigDeletedSchema))
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="Sites are still bound to the config")
+    def delete(self, config_id):
+        """Delete a payment config no site is bound to"""
+        configs.delete_config(db.session, current_principal(), config_id)
+        return ok({"config_id": config_id, "deleted": True})
+
+
+@blp.route("/<config_id>/status")
+class ConfigStatus(MethodView):
+    @require_scope("payment:admin")
+    @blp.arguments(ConfigStatusArgsSchema)
+    @blp.response(200, envelope(ConfigDetailSchema))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def put(self, args, config_id):
+        """Enable or disable a payment config"""
+        config = configs.set_status(db.session, current_principal(), config_id, args["status"])
+        return ok(configs.detail_view(config, configs.count_bound_sites(db.session, config.id)))
+
+
+@blp.route("/<config_id>/history")
+class ConfigHistory(MethodView):
+    @require_scope("payment:admin")
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, envelope(page_schema(HistoryEntrySchema)))
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, args, config_id):
+        """Audit trail of a config, newest first (kept after the config is deleted)"""
+        tenant_id = current_principal().tenant_id
+        configs.config_history_visible(db.session, tenant_id, config_id)
+        entries, total = history.list_history(db.session, tenant_id, config_id, args["page"], args["size"])
+        items = [history.describe_entry(entry) for entry in entries]
+        return ok({"list": items, "total": total, "page": args["page"], "size": args["size"]})

@@ -1,0 +1,71 @@
+"""An order's transitions, pending → paid | closed (| failed at creation), each one a guarded UPDATE.
+
+Only the UPDATE that moves an order to paid (rowcount 1) creates its forward and profit-sharing rows, in
+the same transaction, and publishes their tasks after the commit. A duplicate notification, a concurrent
+one or a reconciliation query that finds the order already paid changes nothing and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from payment_service.dispatch import publish_forward, publish_profit_sharing
+from payment_service.forwarding import schedule_forward
+from payment_service.models import PaymentOrder
+from payment_service.profit_sharing import schedule_profit_sharing
+from payment_service.transactions import atomic
+from shared.db import utcnow
+
+logger = logging.getLogger(__name__)
+
+# A verified paid answer from the upstream is the truth about the money, whatever we had concluded before
+# (closed on expiry, failed on an answer we could not trust).
+PAYABLE_STATUSES = ("pending", "closed", "failed")
+
+
+def mark_paid(
+    session: Session, order_id: str, channel_transaction_id: str | None, paid_at: datetime | None
+) -> bool:
+    """Move the order to paid; True only for the one caller that did, which alone schedules the follow-ups."""
+    now = utcnow()
+    with atomic(session):
+        moved = session.execute(
+            update(PaymentOrder)
+            .where(PaymentOrder.id == order_id, PaymentOrder.status.in_(PAYABLE_STATUSES))
+            .values(
+                status="paid",
+                channel_transaction_id=channel_transaction_id,
+                paid_at=paid_at or now,
+                updated_at=now,
+            )
+        ).rowcount
+        if moved != 1:
+            return False
+        order = session.get(PaymentOrder, order_id, populate_existing=True)
+        forward = schedule_forward(session, order)
+        sharing = schedule_profit_sharing(session, order)
+    logger.info("order %s paid (upstream %s)", order_id, channel_transaction_id)
+    if forward is not None:
+        publish_forward(order_id)
+    if sharing is not None:
+        publish_profit_sharing(order_id, countdown=current_app.config["PROFIT_SHARING_DELAY_SECONDS"])
+    return True
+
+
+def mark_closed(session: Session, order_id: str) -> bool:
+    """Close a pending order (expired, or closed upstream); a paid order stays paid."""
+    now = utcnow()
+    with atomic(session):
+        moved = session.execute(
+            update(PaymentOrder)
+            .where(PaymentOrder.id == order_id, PaymentOrder.status == "pending")
+            .values(status="closed", closed_at=now, updated_at=now)
+        ).rowcount
+    if moved == 1:
+        logger.info("order %s closed", order_id)
+    return moved == 1

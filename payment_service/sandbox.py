@@ -1,0 +1,174 @@
+"""The local sandbox: point the service at the upstream fakes and pay orders by hand (never in production).
+
+``flask --app payment_service sandbox setup --tenant TNT_… --site SITE_001`` gives the fakes fresh throwaway
+merchant keys, then creates and binds a wechat_split config (10 % to a platform receiver) and an
+alipay_direct config for the site. ``flask --app payment_service sandbox pay TXN_…`` makes the fake
+"pay" a pending order: it posts its signed notification to this service, as the real upstream would.
+The fakes run as ``python -m tests.fakes.wechatpay --port 8601 --allow-http-notify`` and
+``python -m tests.fakes.alipay --port 8602``; see docs/payment-orders.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy.orm import Session
+
+from payment_service.bindings import bind_site
+from payment_service.channels.alipay import GATEWAY_URL
+from payment_service.channels.wechat import API_BASE_URL
+from payment_service.configs import create_config
+from payment_service.extensions import db
+from payment_service.models import PaymentOrder, Tenant
+from shared.auth import Principal
+from shared.tenancy import echo_json
+
+CONTROL = "/__fake__"
+TIMEOUT_SECONDS = 10
+SP_MCHID, SUB_MCHID, PLATFORM_MCHID = "1900000109", "1900000110", "1900000999"
+WECHAT_APPID, ALIPAY_APP_ID = "wx0000000000sandbox", "2021000000000000"
+REAL_UPSTREAMS = (urlsplit(API_BASE_URL).netloc, urlsplit(GATEWAY_URL).netloc)
+
+
+class SandboxError(click.ClickException):
+    pass
+
+
+def wechat_fake_url() -> str:
+    return _fake_url(current_app.config["WECHATPAY_BASE_URL"])
+
+
+def alipay_fake_url() -> str:
+    return _fake_url(current_app.config["ALIPAY_GATEWAY_URL"])
+
+
+def set_up_site(session: Session, tenant_id: str, site_id: str) -> dict[str, Any]:
+    """Register fresh merchant keys with both fakes; create and bind a config of each channel to the site."""
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise SandboxError(f"no tenant {tenant_id}")
+    actor = Principal(tenant.id, tenant.name, "sandbox-cli", "", frozenset({"payment:admin"}))
+    wechat = create_config(session, actor, "沙箱-微信服务商分账", "wechat_split", _wechat_params())
+    alipay = create_config(session, actor, "沙箱-支付宝直连", "alipay_direct", _alipay_params())
+    for config in (wechat, alipay):
+        bind_site(session, actor, site_id, config.id)
+    return {"site_id": site_id, "wechat_config_id": wechat.id, "alipay_config_id": alipay.id}
+
+
+def pay_order(session: Session, transaction_id: str) -> dict[str, Any]:
+    """Have the fake pay the order: it posts the signed notification here and reports what we answered."""
+    order = session.get(PaymentOrder, transaction_id)
+    if order is None:
+        raise SandboxError(f"no order {transaction_id}")
+    base = wechat_fake_url() if order.channel == "wechat" else alipay_fake_url()
+    return _call("POST", f"{base}{CONTROL}/pay/{transaction_id}", {})
+
+
+def _fake_url(configured: str) -> str:
+    parts = urlsplit(configured)
+    if parts.netloc in REAL_UPSTREAMS:
+        raise SandboxError(
+            f"{configured} is the real upstream: start the fakes and set PAYMENT_WECHATPAY_BASE_URL / "
+            "PAYMENT_ALIPAY_GATEWAY_URL to them (docs/payment-orders.md)"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _call(method: str, url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    try:
+        answer = requests.request(method, url, json=body, timeout=TIMEOUT_SECONDS)
+    except requests.RequestException as exc:
+        raise SandboxError(
+            f"the fake at {url} does not answer ({type(exc).__name__}); is it running?"
+        ) from None
+    if answer.status_code != 200:
+        raise SandboxError(f"the fake refused {url}: {answer.text}")
+    return answer.json()
+
+
+def _new_key() -> tuple[str, str]:
+    """A throwaway RSA pair as (private PKCS#8 PEM, public PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private.decode(), public.decode()
+
+
+def _wechat_params() -> dict[str, Any]:
+    base = wechat_fake_url()
+    platform = _call("GET", f"{base}{CONTROL}/platform")
+    private_pem, public_pem = _new_key()
+    serial_no = secrets.token_hex(20).upper()
+    api_v3_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
+    merchant = {"mchid": SP_MCHID, "serial_no": serial_no, "public_key": public_pem, "api_v3_key": api_v3_key}
+    _call("POST", f"{base}{CONTROL}/merchants", merchant)
+    return {
+        "service_mch_id": SP_MCHID,
+        "sub_mch_id": SUB_MCHID,
+        "app_id": WECHAT_APPID,
+        "api_key": api_v3_key,
+        "merchant_serial_no": serial_no,
+        "merchant_private_key": private_pem,
+        "wechatpay_public_key_id": platform["public_key_id"],
+        "wechatpay_public_key": platform["public_key"],
+        "profit_sharing": {
+            "enabled": True,
+            "type": "ratio",
+            "receivers": [
+                {
+                    "receiver_type": "platform",
+                    "merchant_id": PLATFORM_MCHID,
+                    "ratio": "0.1",
+                    "name": "沙箱平台",
+                },
+                {"receiver_type": "franchisee", "merchant_id": SUB_MCHID, "ratio": "0.9"},
+            ],
+        },
+    }
+
+
+def _alipay_params() -> dict[str, Any]:
+    base = alipay_fake_url()
+    platform = _call("GET", f"{base}{CONTROL}/platform")
+    private_pem, public_pem = _new_key()
+    app = _call("POST", f"{base}{CONTROL}/apps", {"app_id": ALIPAY_APP_ID, "public_key": public_pem})
+    return {
+        "app_id": ALIPAY_APP_ID,
+        "app_private_key": private_pem,
+        "alipay_public_key": platform["alipay_public_key"],
+        "seller_id": app["seller_id"],
+    }
+
+
+def register_sandbox_commands(app: Flask) -> None:
+    group = AppGroup("sandbox", help="Local sandbox against the upstream fakes (development only).")
+
+    @group.command("setup")
+    @click.option(
+        "--tenant", "tenant_id", required=True, help="Tenant id (flask --app payment_service tenant list)."
+    )
+    @click.option("--site", "site_id", default="SITE_001", show_default=True, help="Site to bind.")
+    def setup(tenant_id: str, site_id: str) -> None:
+        """Register keys with the fakes; create and bind a WeChat and an Alipay config for the site."""
+        echo_json(set_up_site(db.session, tenant_id, site_id))
+
+    @group.command("pay")
+    @click.argument("transaction_id")
+    def pay(transaction_id: str) -> None:
+        """Pay a pending sandbox order: the fake posts its signed notification to this service."""
+        echo_json(pay_order(db.session, transaction_id))
+
+    app.cli.add_command(group)

@@ -1,0 +1,159 @@
+"""Forwarding payment.result to the business: signed, retried on the row's schedule, each attempt recorded."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from payment_service.forwarding import deliver_forward
+from payment_service.models import ForwardAttempt, OrderForward, Tenant
+from shared.db import utcnow
+from shared.webhooks import verify_signature
+from tests.fakes.payment_server import Answer, NotifyReceiver, running
+from tests.payment.orders.helpers import WECHAT_SITE, order_of, placed
+
+
+@pytest.fixture
+def allow_private(payment_app, monkeypatch):
+    monkeypatch.setitem(payment_app.config, "NOTIFY_ALLOW_PRIVATE", True)
+    monkeypatch.setitem(payment_app.config, "RETRY_BASE_SECONDS", 60.0)
+
+
+def paid_order(client, api_key, wechat, notify_url: str) -> str:
+    transaction_id = placed(client, api_key, amount=20, out_order_no="BIZ-F", notify_url=notify_url)[
+        "transaction_id"
+    ]
+    assert wechat.pay(transaction_id).status == 204
+    return transaction_id
+
+
+def make_due(session, transaction_id: str) -> None:
+    forward = session.query(OrderForward).filter_by(order_id=transaction_id).one()
+    forward.next_attempt_at = utcnow()
+    session.commit()
+
+
+def test_result_is_posted_signed_with_the_tenant_secret(
+    payment_client, admin, payment_db, payment_tenant, fakes, sites, published, allow_private
+):
+    wechat, _ = fakes
+    receiver = NotifyReceiver(lambda notification: Answer(200, b"ok"))
+    with running(receiver) as url:
+        transaction_id = paid_order(payment_client, admin, wechat, url + "/pay/callback")
+        assert deliver_forward(payment_db, transaction_id) is None
+
+    [received] = receiver.received
+    assert received.path == "/pay/callback"
+    secret = payment_db.get(Tenant, payment_tenant[0].id).notify_secret
+    headers = {key.lower(): value for key, value in received.headers.items()}
+    assert verify_signature(secret, received.body, headers["x-signature-timestamp"], headers["x-signature"])
+    payload = json.loads(received.body)
+    order = order_of(payment_client, admin, transaction_id)
+    assert payload == {
+        "event": "payment.result",
+        "data": {
+            "transaction_id": transaction_id,
+            "out_order_no": "BIZ-F",
+            "site_id": WECHAT_SITE,
+            "channel": "wechat",
+            "amount": 20.0,
+            "status": "paid",
+            "paid_at": order["paid_at"],
+            "channel_transaction_id": order["channel_transaction_id"],
+        },
+    }
+    assert order["forwarding"]["status"] == "delivered" and order["forwarding"]["attempts"] == 1
+    assert deliver_forward(payment_db, transaction_id) is None
+    assert len(receiver.received) == 1
+
+
+def test_failures_are_retried_with_backoff_and_every_attempt_is_recorded(
+    payment_client, admin, payment_db, fakes, sites, published, allow_private
+):
+    wechat, _ = fakes
+    answers = iter([Answer(500), Answer(302, content_type="text/plain"), Answer(204)])
+    receiver = NotifyReceiver(lambda notification: next(answers))
+    with running(receiver) as url:
+        transaction_id = paid_order(payment_client, admin, wechat, url + "/cb")
+        first_delay = deliver_forward(payment_db, transaction_id)
+        assert 30 <= first_delay <= 60  # the first retry within a minute
+        assert deliver_forward(payment_db, transaction_id) is None  # not due yet: nothing posted
+        assert len(receiver.received) == 1
+        make_due(payment_db, transaction_id)
+        second_delay = deliver_forward(payment_db, transaction_id)
+        assert 60 <= second_delay <= 120
+        make_due(payment_db, transaction_id)
+        assert deliver_forward(payment_db, transaction_id) is None
+
+    forward = payment_db.query(OrderForward).filter_by(order_id=transaction_id).one()
+    attempts = (
+        payment_db.query(ForwardAttempt)
+        .filter_by(forward_id=forward.id)
+        .order_by(ForwardAttempt.number)
+        .all()
+    )
+    assert [(a.number, a.http_status, a.error) for a in attempts] == [
+        (1, 500, "HTTP 500"),
+        (2, 302, "HTTP 302"),
+        (3, 204, None),
+    ]
+    assert forward.status == "delivered" and len(receiver.received) == 3
+
+
+def test_forwarding_gives_up_after_the_maximum_attempts(
+    payment_client, admin, payment_db, payment_app, fakes, sites, published, allow_private, monkeypatch
+):
+    wechat, _ = fakes
+    monkeypatch.setitem(payment_app.config, "FORWARD_MAX_ATTEMPTS", 2)
+    receiver = NotifyReceiver(lambda notification: Answer(503))
+    with running(receiver) as url:
+        transaction_id = paid_order(payment_client, admin, wechat, url + "/cb")
+        assert deliver_forward(payment_db, transaction_id) is not None
+        make_due(payment_db, transaction_id)
+        assert deliver_forward(payment_db, transaction_id) is None
+    forwarding = order_of(payment_client, admin, transaction_id)["forwarding"]
+    assert (
+        forwarding["status"] == "failed"
+        and forwarding["attempts"] == 2
+        and forwarding["last_http_status"] == 503
+    )
+
+
+def test_unreachable_receiver_is_recorded_as_an_error(
+    payment_client, admin, payment_db, fakes, sites, published, allow_private
+):
+    wechat, _ = fakes
+    transaction_id = paid_order(payment_client, admin, wechat, "http://127.0.0.1:9/cb")
+    assert deliver_forward(payment_db, transaction_id) is not None
+    forwarding = order_of(payment_client, admin, transaction_id)["forwarding"]
+    assert forwarding["last_http_status"] is None and forwarding["last_error"] == "ConnectionError"
+
+
+def test_a_private_address_is_refused_again_at_delivery_time(
+    payment_client, admin, payment_db, payment_app, fakes, sites, published, allow_private, monkeypatch
+):
+    wechat, _ = fakes
+    receiver = NotifyReceiver()
+    with running(receiver) as url:
+        transaction_id = paid_order(payment_client, admin, wechat, url + "/cb")
+        monkeypatch.setitem(payment_app.config, "NOTIFY_ALLOW_PRIVATE", False)
+        assert deliver_forward(payment_db, transaction_id) is None
+    assert receiver.received == []
+    forwarding = order_of(payment_client, admin, transaction_id)["forwarding"]
+    assert forwarding["status"] == "failed" and "内网" in forwarding["last_error"]
+
+
+def test_sweep_publishes_overdue_forwards_again(
+    payment_client, admin, payment_db, fakes, sites, published, allow_private
+):
+    from payment_service.dispatch import FORWARD_TASK, PROFIT_SHARING_TASK
+    from payment_service.reconciliation import sweep_stuck_work
+
+    wechat, _ = fakes
+    transaction_id = paid_order(payment_client, admin, wechat, "http://127.0.0.1:9/cb")
+    assert sweep_stuck_work(payment_db) == 0
+    assert sweep_stuck_work(payment_db, now=utcnow() + timedelta(minutes=6)) == 2  # the forward and the split
+    assert published.of(FORWARD_TASK) == [transaction_id, transaction_id]
+    assert published.of(PROFIT_SHARING_TASK) == [transaction_id, transaction_id]
