@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from shared.settings import ConfigurationError, load_settings, require_explicit
+from shared.settings import ConfigurationError, load_service_settings
 
 PREFIX = "PAYMENT"
 
@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "BROKER_URL": "sqla+sqlite:///var/payment-broker.sqlite",
     "DB_POOL_SIZE": 5,
     "MAX_BODY_BYTES": 1_048_576,
+    "LOG_LEVEL": "INFO",
     # base64 of exactly 32 random bytes: encrypts channel secrets at rest (AES-GCM)
     "SECRET_KEY": "",
     # comma-separated previous SECRET_KEYs, still readable while `secret-key rotate` re-encrypts
@@ -56,8 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "PROFIT_SHARING_MAX_ATTEMPTS": 8,
 }
 
-PRODUCTION_REQUIRED = ["DATABASE_URL", "BROKER_URL", "SECRET_KEY"]
-TEST_BROKER_URL = "unconfigured-in-tests://"
+PRODUCTION_REQUIRED = ["DATABASE_URL", "BROKER_URL", "SECRET_KEY", "PUBLIC_BASE_URL"]
 DEVELOPMENT_KEY_FILE = Path("var/payment-secret.key")
 
 
@@ -93,16 +93,8 @@ def _development_secret_key() -> str:
 
 
 def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    settings = load_settings(PREFIX, DEFAULTS, overrides)
+    settings = load_service_settings(PREFIX, DEFAULTS, PRODUCTION_REQUIRED, overrides)
     environment = settings["ENV"]
-    if environment not in {"development", "testing", "production"}:
-        raise ConfigurationError(
-            f"{PREFIX}_ENV must be development, testing or production, not {environment!r}"
-        )
-    if environment == "production":
-        require_explicit(PREFIX, settings, PRODUCTION_REQUIRED)
-    if environment == "testing" and "BROKER_URL" not in settings["EXPLICIT_SETTINGS"]:
-        settings["BROKER_URL"] = TEST_BROKER_URL
     if not settings["SECRET_KEY"]:
         if environment == "testing":
             settings["SECRET_KEY"] = generate_secret_key()

@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from payment_service.models import ForwardAttempt, OrderForward, PaymentOrder, Tenant
-from payment_service.notify_urls import NotifyUrlRefused, check_before_delivery
 from payment_service.order_views import yuan
 from payment_service.retry_schedule import retry_delay
 from payment_service.transactions import atomic
 from shared.db import isoformat, utcnow
+from shared.webhook_urls import UrlRefused, check_before_delivery
 from shared.webhooks import signature_headers
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _post(url: str, payload: dict[str, Any], secret: str) -> _Outcome:
     """POST the signed payload once and say what happened."""
     try:
         check_before_delivery(url, current_app.config["NOTIFY_ALLOW_PRIVATE"])
-    except NotifyUrlRefused as exc:
+    except UrlRefused as exc:
         return _Outcome(None, str(exc), refused=True)
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     headers = {

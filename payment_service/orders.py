@@ -31,13 +31,13 @@ from payment_service.models import (
     ProfitSharing,
     ProfitSharingReceiver,
 )
-from payment_service.notify_urls import NotifyUrlRefused, check_notify_url
 from payment_service.order_views import FEN_PER_YUAN, order_view
 from payment_service.profit_sharing import sharing_plan
 from payment_service.transactions import atomic
 from shared.db import utcnow
 from shared.envelope import BadRequestError, ConflictError, NotFoundError, UpstreamError
 from shared.ids import new_id
+from shared.webhook_urls import UrlRefused, check_public_url
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def place_order(session: Session, tenant_id: str, request: NewOrder) -> PaymentO
     amount_fen = amount_in_fen(request.amount)
     if request.notify_url:
         try:
-            check_notify_url(request.notify_url, current_app.config["NOTIFY_ALLOW_PRIVATE"])
-        except NotifyUrlRefused as exc:
+            check_public_url(request.notify_url, current_app.config["NOTIFY_ALLOW_PRIVATE"])
+        except UrlRefused as exc:
             raise BadRequestError(str(exc), {"errors": {"notify_url": [str(exc)]}}) from None
     if request.out_order_no:
         existing = _find_by_out_order_no(session, tenant_id, request.out_order_no)

@@ -71,3 +71,29 @@ def require_explicit(prefix: str, settings: Mapping[str, Any], names: list[str])
         raise ConfigurationError(
             "production configuration is incomplete; set " + ", ".join(missing) + " (no embedded defaults)"
         )
+
+
+ENVIRONMENTS = ("development", "testing", "production")
+
+#: A broker URL no transport answers, so a test that publishes without meaning to fails loudly.
+TEST_BROKER_URL = "unconfigured-in-tests://"
+
+
+def load_service_settings(
+    prefix: str,
+    defaults: Mapping[str, Any],
+    production_required: list[str],
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Settings of one service: ``{prefix}_ENV`` checked, production strict, tests on a loud broker."""
+    settings = load_settings(prefix, defaults, overrides)
+    environment = settings["ENV"]
+    if environment not in ENVIRONMENTS:
+        raise ConfigurationError(
+            f"{prefix}_ENV must be development, testing or production, not {environment!r}"
+        )
+    if environment == "production":
+        require_explicit(prefix, settings, production_required)
+    if environment == "testing" and "BROKER_URL" not in settings["EXPLICIT_SETTINGS"]:
+        settings["BROKER_URL"] = TEST_BROKER_URL
+    return settings

@@ -7,14 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask_migrate import Migrate
 
-from shared.api import EnvelopeApi
-from shared.auth import ApiKeyAuthenticator
-from shared.health import health_blueprint
-from shared.me import me_blueprint
+from shared.app import Service, build_app
 from shared.settings import ConfigurationError
-from shared.tasks import bind_celery
 from sms_service import queues
 from sms_service.config import load_config
 from sms_service.extensions import celery, db, keys
@@ -22,19 +17,20 @@ from sms_service.extensions import celery, db, keys
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+SERVICE = Service(
+    import_name=__name__,
+    title="SMS service",
+    api_prefix="/api/v1/sms",
+    db=db,
+    celery=celery,
+    keys=keys,
+    queues=queues.ALL,
+    migrations=MIGRATIONS,
+)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(config)
-    app = Flask(__name__)
-    app.config.update(settings)
-    app.config.update(
-        API_TITLE="SMS service",
-        API_VERSION="1.0.0",
-        MAX_CONTENT_LENGTH=settings["MAX_BODY_BYTES"],
-        TESTING=settings["ENV"] == "testing",
-    )
-    app.json.ensure_ascii = False
-    app.json.sort_keys = False
-
     from sms_service.dispatch import make_providers
 
     try:
@@ -42,18 +38,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
 
-    db.init_app(app, settings["DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"])
-    Migrate(app, db, directory=str(MIGRATIONS))
-    bind_celery(celery, app, queues.ALL, celery_settings(settings))
-    ApiKeyAuthenticator(keys.lookup).init_app(app)
+    app, api = build_app(SERVICE, settings, celery_settings(settings))
 
     from sms_service.api import batches, receipts, records, send, templates
 
-    api = EnvelopeApi(app)
-    api.register_blueprint(me_blueprint("/api/v1/sms"))
     for module in (templates, send, batches, records, receipts):
         api.register_blueprint(module.blp)
-    app.register_blueprint(health_blueprint(db, celery))
 
     from sms_service import cli
 

@@ -21,8 +21,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.db import isoformat, utcnow
+from shared.webhook_urls import UrlRefused, check_before_delivery
 from shared.webhooks import signature_headers
-from sms_service.callback_urls import CallbackUrlRefused, check_callback_url
 from sms_service.models import (
     CALLBACK_DELIVERED,
     CALLBACK_FAILED,
@@ -87,7 +87,7 @@ def deliver_callback(session: Session, message_id: str, attempt: int) -> Attempt
     body = json.dumps(payload(message), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     status_code, error, started = None, None, time.perf_counter()
     try:
-        check_callback_url(message.callback_url, current_app.config["CALLBACK_ALLOW_PRIVATE"])
+        check_before_delivery(message.callback_url, current_app.config["CALLBACK_ALLOW_PRIVATE"])
         response = requests.post(
             message.callback_url,
             data=body,
@@ -100,7 +100,7 @@ def deliver_callback(session: Session, message_id: str, attempt: int) -> Attempt
             allow_redirects=False,
         )
         status_code = response.status_code
-    except CallbackUrlRefused as exc:
+    except UrlRefused as exc:
         error = f"refused: {exc}"
     except requests.RequestException as exc:
         error = f"{type(exc).__name__}: {str(exc)[:200]}"

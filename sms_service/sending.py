@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from shared.db import utcnow
 from shared.envelope import BadRequestError, NotFoundError
 from shared.ids import new_id
+from shared.webhook_urls import UrlRefused, check_public_url
 from sms_service import idempotency, outbox
-from sms_service.callback_urls import CallbackUrlRefused, check_callback_url
 from sms_service.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
 from sms_service.mobiles import mask_mobile, normalise_mobile
 from sms_service.models import CALLBACK_WAITING, QUEUED, TEMPLATE_DISABLED, Batch, Message, Template, Tenant
@@ -156,8 +156,8 @@ def check_callback(url: str | None) -> None:
     if url is None:
         return
     try:
-        check_callback_url(url, current_app.config["CALLBACK_ALLOW_PRIVATE"])
-    except CallbackUrlRefused as exc:
+        check_public_url(url, current_app.config["CALLBACK_ALLOW_PRIVATE"])
+    except UrlRefused as exc:
         raise BadRequestError(str(exc), data={"errors": {"callback_url": [str(exc)]}}) from None
 
 

@@ -188,7 +188,10 @@ def test_payment_secret_key_must_be_32_bytes_of_base64(monkeypatch):
     monkeypatch.setenv("PAYMENT_DATABASE_URL", "postgresql://db/x")
     monkeypatch.setenv("PAYMENT_BROKER_URL", "amqp://mq//")
     monkeypatch.delenv("PAYMENT_SECRET_KEY", raising=False)
+    monkeypatch.delenv("PAYMENT_PUBLIC_BASE_URL", raising=False)
     with pytest.raises(ConfigurationError, match="PAYMENT_SECRET_KEY"):
+        create_app()
+    with pytest.raises(ConfigurationError, match="PAYMENT_PUBLIC_BASE_URL"):
         create_app()
 
 

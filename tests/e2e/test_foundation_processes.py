@@ -23,6 +23,7 @@ def test_service_runs_as_deployed(
     env = service_env(prefix, ENV="production", DATABASE_URL=databases.create(module), BROKER_URL=broker_url)
     if prefix == "PAYMENT":
         env["PAYMENT_SECRET_KEY"] = generate_secret_key()
+        env["PAYMENT_PUBLIC_BASE_URL"] = "https://pay.example.com"
     run_cli(module, env, "db", "upgrade")
     created = json.loads(run_cli(module, env, "tenant", "create", "--name", "e2e"))
 

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from sms_service.callback_urls import CallbackUrlRefused, check_callback_url, is_public
+from shared.webhook_urls import UrlRefused, check_public_url, is_public
 from sms_service.mobiles import mask_mobile, normalise_mobile
 
 
@@ -53,9 +53,9 @@ def test_host_names_are_resolved(monkeypatch):
     import socket
 
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(2, 1, 6, "", ("10.9.8.7", 443))])
-    with pytest.raises(CallbackUrlRefused):
-        check_callback_url("https://internal.example.com/cb", allow_private=False)
-    check_callback_url("https://internal.example.com/cb", allow_private=True)
+    with pytest.raises(UrlRefused):
+        check_public_url("https://internal.example.com/cb", allow_private=False)
+    check_public_url("https://internal.example.com/cb", allow_private=True)
 
 
 def test_unresolvable_names_are_checked_again_at_delivery(monkeypatch):
@@ -65,4 +65,4 @@ def test_unresolvable_names_are_checked_again_at_delivery(monkeypatch):
         raise socket.gaierror("no DNS")
 
     monkeypatch.setattr(socket, "getaddrinfo", fail)
-    check_callback_url("https://biz.example.com/sms/callback", allow_private=False)
+    check_public_url("https://biz.example.com/sms/callback", allow_private=False)

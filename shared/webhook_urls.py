@@ -1,7 +1,6 @@
-"""Which business notify URLs the service will POST payment results to: http(s) to public hosts only.
+"""Which URLs a service will POST webhooks to (SMS results, payment results): http(s) to public hosts only.
 
-Checked when an order is placed and again before every delivery, because DNS can change in between
-(the rule and its wording match the SMS service's callback URLs; the two services share no code).
+Checked when the URL is accepted and again before every delivery, because DNS can change in between.
 """
 
 from __future__ import annotations
@@ -17,43 +16,43 @@ _LOCAL_NAMES = {"localhost", "metadata", "metadata.google.internal"}
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class NotifyUrlRefused(ValueError):
+class UrlRefused(ValueError):
     """The URL may not be called; the message says why, in Chinese, for the tenant."""
 
 
-def check_notify_url(url: str, allow_private: bool, resolve: bool = True) -> None:
-    """Raise :class:`NotifyUrlRefused` unless ``url`` is http(s) to a public host.
+def check_public_url(url: str, allow_private: bool, resolve: bool = True) -> None:
+    """Raise :class:`UrlRefused` unless ``url`` is http(s) to a public host.
 
     With ``resolve`` the host name is resolved and every address must be public. A name that does not
-    resolve at order time is let through (DNS may be briefly unavailable); delivery checks again and
-    refuses it then.
+    resolve when the URL is accepted is let through (DNS may be briefly unavailable); delivery checks
+    again with :func:`check_before_delivery`.
     """
     if len(url) > MAX_URL_LENGTH:
-        raise NotifyUrlRefused(f"回调地址不能超过 {MAX_URL_LENGTH} 个字符")
+        raise UrlRefused(f"回调地址不能超过 {MAX_URL_LENGTH} 个字符")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise NotifyUrlRefused("回调地址格式不正确") from None
+        raise UrlRefused("回调地址格式不正确") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise NotifyUrlRefused("回调地址必须是 http 或 https 地址")
+        raise UrlRefused("回调地址必须是 http 或 https 地址")
     if parts.username or parts.password:
-        raise NotifyUrlRefused("回调地址不能包含用户名或密码")
+        raise UrlRefused("回调地址不能包含用户名或密码")
     if allow_private:
         return
     for address in _addresses(parts.hostname, port, resolve):
         if not is_public(address):
-            raise NotifyUrlRefused("回调地址不能指向内网、本机、链路本地或云元数据地址")
+            raise UrlRefused("回调地址不能指向内网、本机、链路本地或云元数据地址")
 
 
 def check_before_delivery(url: str, allow_private: bool) -> None:
-    """The delivery-time check: like :func:`check_notify_url`, and a host that does not resolve is refused."""
-    check_notify_url(url, allow_private)
+    """The delivery-time check: like :func:`check_public_url`, and a host that does not resolve is refused."""
+    check_public_url(url, allow_private)
     if allow_private:
         return
-    host = urlsplit(url).hostname or ""
-    if not _addresses(host, urlsplit(url).port, resolve=True):
-        raise NotifyUrlRefused("回调地址的域名无法解析")
+    parts = urlsplit(url)
+    if not _addresses(parts.hostname or "", parts.port, resolve=True):
+        raise UrlRefused("回调地址的域名无法解析")
 
 
 def is_public(address: IpAddress) -> bool:

@@ -1,0 +1,62 @@
+"""The skeleton both services' ``create_app`` share: config, JSON, logging, database, migrations,
+Celery, API keys, the envelope API with ``/me``, and the health probes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from flask import Flask
+from flask_migrate import Migrate
+
+from shared.api import EnvelopeApi
+from shared.auth import ApiKeyAuthenticator
+from shared.db import Database
+from shared.health import health_blueprint
+from shared.logging import configure_logging
+from shared.me import me_blueprint
+from shared.tasks import bind_celery
+from shared.tenancy import KeyStore
+
+
+@dataclass(frozen=True)
+class Service:
+    """What tells one service from the other."""
+
+    import_name: str
+    title: str
+    api_prefix: str
+    db: Database
+    celery: Celery
+    keys: KeyStore
+    queues: tuple[str, ...]
+    migrations: Path
+
+
+def build_app(
+    service: Service, settings: dict[str, Any], celery_settings: dict | None = None
+) -> tuple[Flask, EnvelopeApi]:
+    app = Flask(service.import_name)
+    app.config.update(settings)
+    app.config.update(
+        API_TITLE=service.title,
+        API_VERSION="1.0.0",
+        MAX_CONTENT_LENGTH=settings["MAX_BODY_BYTES"],
+        TESTING=settings["ENV"] == "testing",
+    )
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    if settings["ENV"] != "testing":
+        configure_logging(service.import_name, settings.get("LOG_LEVEL", "INFO"))
+
+    service.db.init_app(app, settings["DATABASE_URL"], pool_size=settings["DB_POOL_SIZE"])
+    Migrate(app, service.db, directory=str(service.migrations))
+    bind_celery(service.celery, app, service.queues, celery_settings)
+    ApiKeyAuthenticator(service.keys.lookup).init_app(app)
+
+    api = EnvelopeApi(app)
+    api.register_blueprint(me_blueprint(service.api_prefix))
+    app.register_blueprint(health_blueprint(service.db, service.celery))
+    return app, api
