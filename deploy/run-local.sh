@@ -23,6 +23,20 @@ first_key() {  # print (and on the first run create) a demo tenant's key for a s
   "$BIN/python" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["api_key"])' "$file"
 }
 
+# Payments go to the local WeChat Pay / Alipay fakes unless real upstream URLs are set.
+if [ -z "${PAYMENT_WECHATPAY_BASE_URL:-}${PAYMENT_ALIPAY_GATEWAY_URL:-}" ]; then
+  export PAYMENT_WECHATPAY_BASE_URL=http://127.0.0.1:8601 PAYMENT_ALIPAY_GATEWAY_URL=http://127.0.0.1:8602/gateway.do
+  export PAYMENT_NOTIFY_ALLOW_PRIVATE=${PAYMENT_NOTIFY_ALLOW_PRIVATE:-true}
+  sandbox_fakes=1
+fi
+
+for port in 8001 8002 ${sandbox_fakes:+8601 8602}; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is already in use (an earlier 'make run' still running?); stop it first" >&2
+    exit 1
+  fi
+done
+
 for app in sms_service payment_service; do
   "$BIN/flask" --app "$app" db upgrade 2> "var/log/$app-migrate.log"
 done
@@ -32,6 +46,10 @@ start() {  # name, command...
   "$@" >> "var/log/$name.log" 2>&1 &
   pids+=($!)
 }
+if [ -n "${sandbox_fakes:-}" ]; then
+  start wechatpay-fake "$BIN/python" -m tests.fakes.wechatpay --port 8601 --allow-http-notify
+  start alipay-fake "$BIN/python" -m tests.fakes.alipay --port 8602
+fi
 GUNICORN_WORKERS=${GUNICORN_WORKERS:-2}
 export GUNICORN_WORKERS
 start sms-api "$BIN/gunicorn" -c deploy/gunicorn.conf.py -b 127.0.0.1:8001 'sms_service:create_app()'
@@ -56,6 +74,7 @@ cat <<TXT
     API key        $(first_key payment_service)
 
   Tenant details (callback/notify secrets): var/*-first-tenant.json   Logs: var/log/
+  Payment sandbox: WeChat Pay fake on :8601, Alipay fake on :8602 (README: "Local payment sandbox")
   Try: curl -H "X-Api-Key: <key>" http://127.0.0.1:8001/api/v1/sms/me
   Ctrl-C stops everything.
 TXT
