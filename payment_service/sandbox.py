@@ -5,7 +5,7 @@ merchant keys, then creates and binds a wechat_split config (10 % to a platform 
 alipay_direct config for the site. ``flask --app payment_service sandbox pay TXN_…`` makes the fake
 "pay" a pending order: it posts its signed notification to this service, as the real upstream would.
 The fakes run as ``python -m tests.fakes.wechatpay --port 8601 --allow-http-notify`` and
-``python -m tests.fakes.alipay --port 8602``; see docs/payment-orders.md.
+``python -m tests.fakes.alipay --port 8602``; see the README, "Local sandbox".
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _fake_url(configured: str) -> str:
     if parts.netloc in REAL_UPSTREAMS:
         raise SandboxError(
             f"{configured} is the real upstream: start the fakes and set PAYMENT_WECHATPAY_BASE_URL / "
-            "PAYMENT_ALIPAY_GATEWAY_URL to them (docs/payment-orders.md)"
+            "PAYMENT_ALIPAY_GATEWAY_URL to them (README, "Local sandbox")"
         )
     return f"{parts.scheme}://{parts.netloc}"
 
