@@ -69,6 +69,8 @@ class ApiKeyAuthenticator:
     def authenticate(self, api_key: str | None) -> Principal:
         if not api_key:
             raise UnauthorizedError("缺少 API Key (请在请求头 X-Api-Key 中提供)")
+        if not api_key.isascii():  # keys are ASCII; anything else cannot be one (nor be hashed as UTF-8)
+            raise UnauthorizedError("API Key 无效或已被吊销")
         key_hash = hash_api_key(api_key.strip())
         principal = self._cached(key_hash)
         if principal is None or not hmac.compare_digest(principal.key_hash, key_hash):

@@ -28,7 +28,10 @@ RECEIPT_PROVIDERS = tuple(_PARSERS)
 
 def parse_push(provider: str, body: bytes) -> list[DeliveryReport]:
     """Decode an upstream's push; ValueError when it is not in that upstream's format."""
-    return _PARSERS[provider].parse_receipts(body)
+    try:
+        return _PARSERS[provider].parse_receipts(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def apply_reports(session: Session, reports: list[DeliveryReport]) -> tuple[int, int]:

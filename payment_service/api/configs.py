@@ -24,6 +24,8 @@ blp = Blueprint(
 )
 
 MAX_PAGE_SIZE = 100
+# Deeper pages would overflow the OFFSET; narrow the time range instead.
+MAX_PAGE = 1_000_000
 PARAMS_COMPONENTS = {
     "wechat_split": "WechatSplitParams",
     "wechat_direct": "WechatDirectParams",
@@ -92,7 +94,10 @@ class ConfigStatusArgsSchema(ma.Schema):
 
 
 class PageArgsSchema(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, error="page 必须 ≥ 1"))
+    page = ma.fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_PAGE, error=f"page 必须在 1 到 {MAX_PAGE} 之间"),
+    )
     size = ma.fields.Integer(
         load_default=20,
         validate=validate.Range(min=1, max=MAX_PAGE_SIZE, error=f"size 必须在 1 到 {MAX_PAGE_SIZE} 之间"),

@@ -26,12 +26,22 @@ blp = Blueprint(
 
 CHANNELS = ("wechat", "alipay")
 MAX_PAGE_SIZE = 100
+# Deeper pages would overflow the OFFSET; narrow the time range instead.
+MAX_PAGE = 1_000_000
 REQUIRED = {"required": "必填", "null": "不能为空"}
 AMOUNT_DESCRIPTION = "Yuan, > 0, at most 2 decimals, at most PAYMENT_MAX_AMOUNT (a JSON number or a string)"
 
 
+# Far above any PAYMENT_MAX_AMOUNT; checking the decimals of larger numbers overflows Decimal's precision.
+AMOUNT_CEILING = Decimal(10) ** 12
+
+
 def _two_places(value: Decimal) -> None:
-    if value.is_finite() and value != value.quantize(Decimal("0.01")):
+    if not value.is_finite():
+        return
+    if abs(value) >= AMOUNT_CEILING:
+        raise ma.ValidationError("金额过大")
+    if value != value.quantize(Decimal("0.01")):
         raise ma.ValidationError("金额最多两位小数")
 
 
@@ -95,7 +105,10 @@ class OrderListArgsSchema(ma.Schema):
     created_to = ma.fields.AwareDateTime(
         data_key="to", default_timezone=None, metadata={"description": "Created before (ISO 8601)"}
     )
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, error="page 必须 ≥ 1"))
+    page = ma.fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_PAGE, error=f"page 必须在 1 到 {MAX_PAGE} 之间"),
+    )
     size = ma.fields.Integer(
         load_default=20,
         validate=validate.Range(min=1, max=MAX_PAGE_SIZE, error=f"size 必须在 1 到 {MAX_PAGE_SIZE} 之间"),

@@ -8,6 +8,8 @@ from marshmallow import validate
 from shared.db import isoformat
 
 MAX_PAGE_SIZE = 100
+# Deeper pages would overflow the OFFSET; narrow the time range instead.
+MAX_PAGE = 1_000_000
 
 
 class UtcTime(ma.fields.Field):
@@ -23,7 +25,10 @@ class UtcTime(ma.fields.Field):
 
 
 class PageArgsSchema(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=validate.Range(min=1, error="page 必须 ≥ 1"))
+    page = ma.fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=MAX_PAGE, error=f"page 必须在 1 到 {MAX_PAGE} 之间"),
+    )
     size = ma.fields.Integer(
         load_default=20,
         validate=validate.Range(min=1, max=MAX_PAGE_SIZE, error=f"size 必须在 1 到 {MAX_PAGE_SIZE} 之间"),
