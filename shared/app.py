@@ -1,9 +1,9 @@
 """The skeleton both services' ``create_app`` share: config, JSON, logging, database, migrations,
-Celery, API keys, the envelope API with ``/me``, and the health probes."""
+Celery, API keys, the envelope API with ``/me``, the health probes and ``/metrics``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from celery import Celery
 from flask import Flask
 from flask_migrate import Migrate
 
+from shared import metrics
 from shared.api import EnvelopeApi
 from shared.auth import ApiKeyAuthenticator
 from shared.db import Database
@@ -33,6 +34,8 @@ class Service:
     keys: KeyStore
     queues: tuple[str, ...]
     migrations: Path
+    #: Collectors computed at each scrape of ``/metrics`` (e.g. the database's backlog of queued rows).
+    live_metrics: tuple[metrics.LiveCollector, ...] = field(default=())
 
 
 def build_app(
@@ -59,4 +62,7 @@ def build_app(
     api = EnvelopeApi(app)
     api.register_blueprint(me_blueprint(service.api_prefix))
     app.register_blueprint(health_blueprint(service.db, service.celery))
+    queue_depth = metrics.QueueDepthCollector(service.celery, service.queues)
+    metrics.init_app(app, (lambda _app: queue_depth, *service.live_metrics))
+    metrics.install_worker_exporter(service.celery, settings["WORKER_METRICS_PORT"])
     return app, api

@@ -10,9 +10,12 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 _API_KEY = re.compile(r"sk_live_[A-Za-z0-9_\-]{4,}")
@@ -50,15 +53,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+_CONTEXT: ContextVar[tuple[tuple[str, object], ...]] = ContextVar("log_context", default=())
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Add ``fields`` to every line logged inside the block (a Celery task binds its task and ids)."""
+    token = _CONTEXT.set((*_CONTEXT.get(), *fields.items()))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
 class RequestContextFilter(logging.Filter):
-    """Adds ``request_id`` and ``tenant_id`` of the current request, when there is one."""
+    """Adds ``request_id``, ``tenant_id`` and the ids in the URL (``message_id``, ``transaction_id`` …) of
+    the current request, and whatever :func:`log_context` bound."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in _CONTEXT.get():
+            if not hasattr(record, name):
+                setattr(record, name, value)
         if has_request_context():
             record.request_id = getattr(g, "request_id", None)
             principal = getattr(g, "principal", None)
             if principal is not None:
                 record.tenant_id = principal.tenant_id
+            for name, value in (request.view_args or {}).items():
+                if name.endswith("_id") and not hasattr(record, name):
+                    setattr(record, name, value)
         return True
 
 

@@ -6,9 +6,14 @@ one message at a time.
 
 from __future__ import annotations
 
-from celery import Celery, Task
+import inspect
+from contextlib import AbstractContextManager
+
+from celery import Celery, Task, signals
 from flask import Flask
 from kombu import Queue
+
+from shared.logging import log_context
 
 
 class AppContextTask(Task):
@@ -20,6 +25,34 @@ class AppContextTask(Task):
             raise RuntimeError(f"{self.app.main}: Celery app is not bound to a Flask app (call create_app)")
         with flask_app.app_context():
             return self.run(*args, **kwargs)
+
+    def log_fields(self, args, kwargs) -> dict[str, object]:
+        """The ids a run was given (arguments named ``…_id`` or ``…_ids``), for its log lines."""
+        try:
+            bound = inspect.signature(self.run).bind_partial(*(args or ()), **(kwargs or {})).arguments
+        except TypeError:  # the call does not fit the signature: run() will say so
+            return {}
+        return {name: value for name, value in bound.items() if name.endswith(("_id", "_ids"))}
+
+
+# From before a task runs until after Celery logged how it ended, every log line carries the task's
+# name, id and ids: the worker's "succeeded" / "raised" lines included.
+_LOG_SCOPES: dict[str, AbstractContextManager] = {}
+
+
+@signals.task_prerun.connect(weak=False)
+def _bind_task_log_context(sender=None, task_id=None, args=None, kwargs=None, **_) -> None:
+    if isinstance(sender, AppContextTask) and task_id is not None:
+        scope = log_context(task=sender.name, task_id=task_id, **sender.log_fields(args, kwargs))
+        scope.__enter__()
+        _LOG_SCOPES[task_id] = scope
+
+
+@signals.task_postrun.connect(weak=False)
+def _unbind_task_log_context(task_id=None, **_) -> None:
+    scope = _LOG_SCOPES.pop(task_id, None) if task_id is not None else None
+    if scope is not None:
+        scope.__exit__(None, None, None)
 
 
 def new_celery(name: str) -> Celery:
