@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from bench import naive_dispatch
 from bench.stack import (
-    BROKER_URL,
     GUNICORN_WORKERS,
     Process,
+    broker_url,
     create_database,
     drop_database,
     max_child_rss_mb,
@@ -28,6 +28,9 @@ from bench.stack import (
 )
 from shared.db import normalize_url
 from tests.e2e.processes import ROOT
+
+#: How the benchmarks run the SMS worker.
+WORKER_ARGS = ["-c", "4"]
 
 FAKE_CREDENTIALS = {
     "ALIYUN_ACCESS_KEY_ID": "fake-aliyun-access-key-id",
@@ -61,7 +64,7 @@ def messages_per_second(
     raise TimeoutError(f"only {count} of {total} after {timeout}s")
 
 
-def run(log_dir: Path, total: int, naive_total: int, worker_concurrency: int) -> dict:
+def run(log_dir: Path, total: int, naive_total: int) -> dict:
     purge_queue("sms-send")
     fake, fake_url = start_aliyun_fake(100, log_dir)
     sms_db, naive_db = create_database("dispatch"), create_database("naive")
@@ -89,7 +92,7 @@ def run(log_dir: Path, total: int, naive_total: int, worker_concurrency: int) ->
                 sa.text("SELECT count(*) FROM messages WHERE status = 'queued'")
             ).scalar_one()
         assert queued == total, f"{queued} of {total} queued before the workers start"
-        worker = start_worker("sms_service.worker", env, log_dir, extra=["-c", str(worker_concurrency)])
+        worker = start_worker("sms_service.worker", env, log_dir, extra=WORKER_ARGS)
         workers.append(worker)
         rate = messages_per_second(
             engine,
@@ -111,7 +114,7 @@ def run(log_dir: Path, total: int, naive_total: int, worker_concurrency: int) ->
         drop_database(sms_db)
         drop_database(naive_db)
     return {
-        "name": f"Dispatch ({total} queued → submitted, Aliyun fake 100 ms, worker -c {worker_concurrency})",
+        "name": f"Dispatch ({total} queued → submitted, Aliyun fake 100 ms, worker {' '.join(WORKER_ARGS)})",
         "rows": [
             (
                 "messages/s",
@@ -135,9 +138,9 @@ def run_naive(database_url: str, fake_url: str, total: int, log_dir: Path, worke
             [{"id": f"NAIVE_{n}", "mobile": f"136{n:08d}"} for n in range(total)],
         )
     env = service_env(
-        "BENCH_NAIVE", DATABASE_URL=database_url, BROKER_URL=BROKER_URL, ALIYUN_ENDPOINT=fake_url
+        "BENCH_NAIVE", DATABASE_URL=database_url, BROKER_URL=broker_url(), ALIYUN_ENDPOINT=fake_url
     )
-    naive_dispatch.app.conf.broker_url = BROKER_URL
+    naive_dispatch.app.conf.broker_url = broker_url()
     with naive_dispatch.app.connection_for_write() as connection:
         for n in range(total):
             naive_dispatch.naive_send.apply_async(args=[f"NAIVE_{n}", f"136{n:08d}"], connection=connection)
@@ -158,7 +161,7 @@ def purge_queue(name: str) -> None:
     """Leftover tasks of an aborted run must not leak into the next one."""
     from kombu import Connection
 
-    with Connection(BROKER_URL) as connection:
+    with Connection(broker_url()) as connection:
         channel = connection.channel()
         try:
             channel.queue_purge(name)

@@ -25,9 +25,15 @@ floor_messages = Table(
 )
 
 
+def create_schema(database_url: str) -> None:
+    """Called once by the benchmark before gunicorn starts: workers creating the table would race."""
+    engine = create_engine(normalize_url(database_url))
+    metadata.create_all(engine)
+    engine.dispose()
+
+
 def create_app() -> Flask:
     engine = create_engine(normalize_url(os.environ["BENCH_FLOOR_DATABASE_URL"]), pool_size=2)
-    metadata.create_all(engine)
     app = Flask(__name__)
 
     @app.get("/healthz")

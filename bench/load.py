@@ -70,27 +70,75 @@ def wrk_post(
         handle.write(script)
         script_path = handle.name
     try:
-        completed = subprocess.run(
-            [
-                "wrk",
-                "--latency",
-                "-t",
-                str(threads),
-                "-c",
-                str(connections),
-                "-d",
-                f"{seconds}s",
-                "-s",
-                script_path,
-                url,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 60,
-            check=True,
-        )
+        return _run_wrk(url, script_path, seconds, connections, threads)
     finally:
         Path(script_path).unlink(missing_ok=True)
+
+
+REPLAY_LUA = """
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  requests = {}
+  n = 0
+  local line_number = 0
+  for line in io.lines(%(path)s) do
+    line_number = line_number + 1
+    if line_number %% %(threads)d == tid - 1 then
+      local path, header_text, body = line:match("^([^\t]*)\t([^\t]*)\t(.*)$")
+      local headers = {}
+      for name, value in header_text:gmatch("([^\1:]+):([^\1]*)") do
+        headers[name] = value
+      end
+      requests[#requests + 1] = wrk.format("POST", path, headers, body)
+    end
+  end
+end
+function request()
+  n = n + 1
+  return requests[(n - 1) %% #requests + 1]
+end
+"""
+
+
+def wrk_replay(
+    url: str,
+    requests: list[tuple[str, dict[str, str], bytes]],
+    seconds: int,
+    connections: int = 16,
+    threads: int = 2,
+) -> LoadResult:
+    """POST each ``(path, headers, body)`` in turn, each wrk thread its own share; after its last one a
+    thread starts its share again (for notifications: redeliveries)."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed: apt-get install wrk")
+    if len(requests) < threads:
+        raise ValueError(f"{len(requests)} request(s) to replay; each of the {threads} threads needs one")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as handle:
+        for path, headers, body in requests:
+            header_text = "\1".join(f"{name}:{value}" for name, value in headers.items())
+            handle.write(f"{path}\t{header_text}\t{body.decode('utf-8')}\n")
+        data_path = handle.name
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(REPLAY_LUA % {"path": lua_string(data_path), "threads": threads})
+        script_path = handle.name
+    try:
+        return _run_wrk(url, script_path, seconds, connections, threads)
+    finally:
+        Path(script_path).unlink(missing_ok=True)
+        Path(data_path).unlink(missing_ok=True)
+
+
+def _run_wrk(url: str, script_path: str, seconds: int, connections: int, threads: int) -> LoadResult:
+    command = ["wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
+    completed = subprocess.run(
+        [*command, "-s", script_path, url], capture_output=True, text=True, timeout=seconds + 60
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"wrk failed ({completed.returncode}): {completed.stderr[-2000:]}")
     return parse_wrk(completed.stdout)
 
 

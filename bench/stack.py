@@ -5,20 +5,69 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import sqlalchemy as sa
 
 from shared.db import normalize_url
-from tests.e2e.processes import Process, run_cli, service_env, start_gunicorn, start_worker  # noqa: F401
+from tests.e2e.processes import (  # noqa: F401 (re-exported for the benchmarks)
+    Process,
+    free_port,
+    run_cli,
+    service_env,
+    start_gunicorn,
+    start_worker,
+)
 
 POSTGRES_URL = normalize_url(
     os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 )
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+_broker = {"url": BROKER_URL}
+
+
+def broker_url() -> str:
+    """The broker of this run: its own RabbitMQ virtual host inside :func:`own_vhost`."""
+    return _broker["url"]
+
+
+@contextmanager
+def own_vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of this run's own when rabbitmqctl is at hand, so the benchmark never takes
+    (or leaves behind) other processes' tasks; deleted afterwards with whatever is still queued in it."""
+    parts = urlsplit(BROKER_URL)
+    rabbitmqctl = shutil.which("rabbitmqctl")
+    if parts.scheme != "amqp" or rabbitmqctl is None or parts.hostname not in {"127.0.0.1", "localhost"}:
+        yield BROKER_URL
+        return
+    vhost = f"bench_{os.getpid()}_{int(time.time())}"
+    try:
+        subprocess.run([rabbitmqctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [rabbitmqctl, "set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    except (subprocess.SubprocessError, OSError):
+        yield BROKER_URL  # not allowed to manage vhosts here: share the configured one
+        return
+    _broker["url"] = urlunsplit(parts._replace(path="/" + vhost))
+    try:
+        yield _broker["url"]
+    finally:
+        _broker["url"] = BROKER_URL
+        subprocess.run([rabbitmqctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", str((os.cpu_count() or 2) * 2 + 1)))
 
 
@@ -40,7 +89,7 @@ def drop_database(url: str) -> None:
 
 
 def sms_env(database_url: str, **settings) -> dict[str, str]:
-    env = service_env("SMS", ENV="production", DATABASE_URL=database_url, BROKER_URL=BROKER_URL, **settings)
+    env = service_env("SMS", ENV="production", DATABASE_URL=database_url, BROKER_URL=broker_url(), **settings)
     env["GUNICORN_ACCESS_LOG"] = ""  # the floor logs no access lines either
     return env
 
@@ -69,6 +118,12 @@ def sms_template(base_url: str, api_key: str) -> str:
     )
     response.raise_for_status()
     return response.json()["data"]["template_id"]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` 0.5 for the median, 0.99 for p99)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
 def rss_mb(pid: int) -> float:

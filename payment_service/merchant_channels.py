@@ -6,6 +6,9 @@ client at the fakes.
 
 from __future__ import annotations
 
+import json
+import threading
+
 from flask import current_app
 
 from payment_service.channels import CHANNEL_BY_MODE, PaymentChannel, build_channel
@@ -13,18 +16,42 @@ from payment_service.configs import load_credentials
 from payment_service.models import PaymentConfig
 
 NOTIFY_PATH = "/api/v1/payment/notify"
+MAX_CACHED_CHANNELS = 256
+_cache_lock = threading.Lock()
 
 
 def channel_for(config: PaymentConfig) -> PaymentChannel:
-    """The client of ``config``'s upstream. Raises ValueError when its params cannot make one."""
+    """The client of ``config``'s upstream. Raises ValueError when its params cannot make one.
+
+    Clients are kept per process, keyed by everything they are built from: opening the sealed secrets and
+    parsing the RSA keys cost more than verifying a notification, so a client is built once per version of
+    a config (any change to its params or sealed secrets makes a new one).
+    """
     settings = current_app.config
-    return build_channel(
+    key = (
+        config.id,
         config.mode,
-        load_credentials(config),
-        wechat_base_url=settings["WECHATPAY_BASE_URL"],
-        alipay_gateway_url=settings["ALIPAY_GATEWAY_URL"],
-        timeout=settings["CHANNEL_TIMEOUT_SECONDS"],
+        config.secrets_sealed,
+        json.dumps(config.params, sort_keys=True, default=str),
+        settings["WECHATPAY_BASE_URL"],
+        settings["ALIPAY_GATEWAY_URL"],
+        settings["CHANNEL_TIMEOUT_SECONDS"],
     )
+    cache: dict = current_app.extensions.setdefault("payment_channels", {})
+    channel = cache.get(key)
+    if channel is None:
+        channel = build_channel(
+            config.mode,
+            load_credentials(config),
+            wechat_base_url=settings["WECHATPAY_BASE_URL"],
+            alipay_gateway_url=settings["ALIPAY_GATEWAY_URL"],
+            timeout=settings["CHANNEL_TIMEOUT_SECONDS"],
+        )
+        with _cache_lock:
+            if len(cache) >= MAX_CACHED_CHANNELS:
+                cache.clear()
+            cache[key] = channel
+    return channel
 
 
 def notify_url_for(config: PaymentConfig) -> str:

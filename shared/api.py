@@ -1,8 +1,10 @@
 """A flask-smorest ``Api`` whose every error, expected or not, answers the envelope.
 
 Covers unknown paths, wrong methods, malformed JSON, bodies that are not objects, webargs
-validation (422 mapped to 400 with ``data.errors``), :class:`ApiError` and unexpected exceptions
-(500, logged with the request id, no internals in the answer).
+validation (422 mapped to 400 with ``data.errors``), :class:`ApiError`, text the database cannot
+store (NUL, lone surrogates) or JSON nested too deeply to parse (400), the database being unreachable
+(503 with ``Retry-After``) and unexpected exceptions (500, logged with the request id, no internals in
+the answer).
 """
 
 from __future__ import annotations
@@ -14,17 +16,24 @@ from pathlib import Path
 
 import flask_smorest
 import flask_swagger_ui
+import marshmallow as ma
 from flask import Flask, g, jsonify, request, send_from_directory
-from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException, InternalServerError
+from sqlalchemy import exc as sa_exc
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
-from shared.envelope import ApiError, ErrorEnvelopeSchema, error_body
+from shared.envelope import ApiError, BadRequestError, ErrorEnvelopeSchema, error_body
 
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 API_KEY_SCHEME = {"type": "apiKey", "in": "header", "name": "X-Api-Key"}
+
+# Connection-level database failures: the request may succeed once the database is back.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+UNSTORABLE_TEXT = "请求包含无法存储的字符 (NUL 或不成对的 UTF-16 代理项)"
 
 
 class EnvelopeApi(flask_smorest.Api):
@@ -48,8 +57,12 @@ class EnvelopeApi(flask_smorest.Api):
         super().init_app(app, *args, **kwargs)
         _serve_swagger_ui_assets(app)
         app.before_request(_assign_request_id)
+        app.before_request(_refuse_unstorable_url)
+        app.before_request(_refuse_oversized_stream)
         app.after_request(_echo_request_id)
         app.register_error_handler(ApiError, handle_api_error)
+        for error in DATABASE_UNAVAILABLE:
+            app.register_error_handler(error, handle_database_unavailable)
         app.register_error_handler(Exception, handle_unexpected_error)
 
     def handle_http_exception(self, error: HTTPException):
@@ -78,6 +91,21 @@ def handle_api_error(error: ApiError):
     response = jsonify(error_body(error.code, error.message, error.data))
     response.status_code = error.code
     response.headers.update(error.headers)
+    return response
+
+
+def handle_database_unavailable(error: Exception):
+    """503, not 500: the database is down or restarting. Logged without the statement's parameters."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()
+    logger.warning(
+        "database unavailable (request_id=%s): %s: %s",
+        getattr(g, "request_id", None),
+        type(error).__name__,
+        reason[0][:200] if reason else "",
+    )
+    response = jsonify(error_body(503, "服务暂不可用: 数据库无法连接, 请稍后重试"))
+    response.status_code = 503
+    response.headers["Retry-After"] = "1"
     return response
 
 
@@ -112,6 +140,43 @@ def _assign_request_id() -> None:
     g.request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
 
 
+def unstorable(text: str) -> bool:
+    """NUL (PostgreSQL text cannot hold it) or a lone surrogate (not encodable as UTF-8)."""
+    return "\x00" in text or not text.isascii() and any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def _unstorable_anywhere(value) -> bool:
+    """Any string in a parsed JSON document, keys included; iterative, so depth cannot overflow the stack."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if unstorable(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _refuse_unstorable_url() -> None:
+    if unstorable(request.path) or any(
+        unstorable(name) or unstorable(value) for name, value in request.args.items(multi=True)
+    ):
+        raise BadRequestError(UNSTORABLE_TEXT)
+
+
+def _refuse_oversized_stream() -> None:
+    """A chunked body (no Content-Length) is cut at MAX_CONTENT_LENGTH by werkzeug without an error, which
+    would parse as broken JSON; a body that fills the limit is refused as too large instead."""
+    limit = request.max_content_length
+    if request.content_length is None and limit is not None and request.environ.get("wsgi.input_terminated"):
+        if len(request.get_data(cache=True)) >= limit:
+            raise RequestEntityTooLarge()
+
+
 def _echo_request_id(response):
     request_id = getattr(g, "request_id", None)
     if request_id:
@@ -130,9 +195,33 @@ def _serve_swagger_ui_assets(app: Flask) -> None:
 
 
 class _Parser(FlaskParser):
-    """Validation errors are 400 (the contract's 请求参数错误), in the docs and in the answer."""
+    """Validation errors are 400 (the contract's 请求参数错误), in the docs and in the answer; so are JSON
+    bodies nested too deeply to parse and strings the database cannot store."""
 
     DEFAULT_VALIDATION_STATUS = 400
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._schemas: dict[type, ma.Schema] = {}
+
+    def _get_schema(self, argmap, req):
+        """One instance per schema class: webargs would build (and deep-copy the fields of) a new one on
+        every request, which cost more than the parsing itself. Loading does not change an instance."""
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            schema = self._schemas.get(argmap)
+            if schema is None:
+                schema = self._schemas[argmap] = argmap()
+            return schema
+        return super()._get_schema(argmap, req)
+
+    def _raw_load_json(self, req):
+        try:
+            data = super()._raw_load_json(req)
+        except RecursionError:
+            abort(400, message="请求体 JSON 嵌套层级过深", messages={"json": ["JSON 嵌套层级过深"]})
+        if data is not core.missing and _unstorable_anywhere(data):
+            abort(400, message=UNSTORABLE_TEXT, messages={"json": [UNSTORABLE_TEXT]})
+        return data
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -94,35 +94,47 @@ def first_to_report(counters: list[Counter]) -> Counter:
 class DatabaseCounters:
     """Counters in ``limit_counters``, counted in the caller's transaction (a rollback undoes them)."""
 
+    def __init__(self) -> None:
+        self._statements: dict[str, object] = {}
+
+    def _upsert(self, dialect: str):
+        """One statement per dialect, executed with a parameter list: SQLAlchemy compiles it once per
+        process (a multi-row ``.values([...])`` would be compiled again on every request)."""
+        statement = self._statements.get(dialect)
+        if statement is None:
+            table = LimitCounter.__table__
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            statement = insert(table)
+            statement = statement.on_conflict_do_update(
+                index_elements=["tenant_id", "name", "window"],
+                set_={"used": table.c.used + statement.excluded.used, "cap": statement.excluded.cap},
+                where=table.c.used + statement.excluded.used <= statement.excluded.cap,
+            ).returning(table.c.name, table.c.window)
+            self._statements[dialect] = statement
+        return statement
+
     def consume(self, session: Session, tenant_id: str, counters: list[Counter]) -> Counter | None:
         over = [counter for counter in counters if counter.amount > counter.cap]
         if over:
             return first_to_report(over)
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         expires = {
             counter.ends_at: datetime.fromtimestamp(counter.ends_at, UTC) + timedelta(days=1)
             for counter in counters
         }
-        statement = insert(LimitCounter).values(
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "name": counter.name,
-                    "window": counter.window,
-                    "used": counter.amount,
-                    "cap": counter.cap,
-                    "expires_at": expires[counter.ends_at],
-                }
-                for counter in counters
-            ]
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["tenant_id", "name", "window"],
-            set_={"used": LimitCounter.used + statement.excluded.used, "cap": statement.excluded.cap},
-            where=LimitCounter.used + statement.excluded.used <= statement.excluded.cap,
-        ).returning(LimitCounter.name, LimitCounter.window)
-        counted = {(row.name, row.window) for row in session.execute(statement)}
+        rows = [
+            {
+                "tenant_id": tenant_id,
+                "name": counter.name,
+                "window": counter.window,
+                "used": counter.amount,
+                "cap": counter.cap,
+                "expires_at": expires[counter.ends_at],
+            }
+            for counter in counters
+        ]
+        # Sent as one multi-row INSERT, rows in the locking order of ``counters``.
+        statement = self._upsert(session.get_bind().dialect.name)
+        counted = {(row.name, row.window) for row in session.execute(statement, rows)}
         refused = [counter for counter in counters if (counter.name, counter.window) not in counted]
         return first_to_report(refused) if refused else None
 

@@ -34,8 +34,26 @@ def test_benchmarks_run_in_smoke_mode(broker_url, postgres_required, tmp_path):
         "throughput",
         "p99 latency",
         "gunicorn worker RSS",
+        "batch-send median",
         "messages/s",
         "celery worker process RSS",
+        "accept → upstream p50",
+        "accept → upstream p99",
+        "order throughput",
+        "notification throughput",
+        "payment gunicorn worker RSS",
+        "payment celery worker process RSS",
+        "record by message_id p99 (HTTP)",
+        "batch status p99 (HTTP)",
+        "mobile search plan",
     ):
-        assert f"| {measure} |" in report
+        assert f"| {measure} |" in report, measure
     assert "| 0 msg/s |" not in report
+    assert "| 0 req/s |" not in report
+    # Every send, order and notification of the smoke run was answered 2xx.
+    for failures in ("non-2xx / socket errors", "failed sends"):
+        assert f"| {failures} | 0 |" in report or failures not in report
+    assert "order non-2xx / socket errors | 0 |" in report
+    assert "notification non-2xx / socket errors | 0 |" in report
+    # The records search by mobile is answered from an index even on the smoke run's small table.
+    assert "Index" in report.split("| mobile search plan |")[1].split("\n")[0]
