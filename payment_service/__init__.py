@@ -12,6 +12,7 @@ from payment_service import queues
 from payment_service.beat import beat_settings
 from payment_service.config import load_config
 from payment_service.extensions import celery, db, keys
+from payment_service.metrics import BacklogCollector
 from payment_service.secret_box import install_secret_box
 from shared.app import Service, build_app
 
@@ -27,6 +28,7 @@ SERVICE = Service(
     keys=keys,
     queues=queues.ALL,
     migrations=MIGRATIONS,
+    live_metrics=(BacklogCollector,),
 )
 
 

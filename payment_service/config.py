@@ -22,11 +22,13 @@ DEFAULTS: dict[str, Any] = {
     "DB_POOL_SIZE": 5,
     "MAX_BODY_BYTES": 1_048_576,
     "LOG_LEVEL": "INFO",
+    # celery worker: serve Prometheus /metrics on this port (0: off); the API serves /metrics itself
+    "WORKER_METRICS_PORT": 0,
     # base64 of exactly 32 random bytes: encrypts channel secrets at rest (AES-GCM)
     "SECRET_KEY": "",
     # comma-separated previous SECRET_KEYs, still readable while `secret-key rotate` re-encrypts
     "OLD_SECRET_KEYS": "",
-    # --- orders, notifications, forwarding, profit sharing (docs/payment-orders.md) ---
+    # --- orders, notifications, forwarding, profit sharing (README: "Payment service: orders…") ---
     # where the upstreams reach this service: notify_url = PUBLIC_BASE_URL + /api/v1/payment/notify/...
     "PUBLIC_BASE_URL": "http://127.0.0.1:8002",
     "WECHATPAY_BASE_URL": "https://api.mch.weixin.qq.com",

@@ -21,6 +21,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from payment_service.metrics import FORWARD_ATTEMPTS
 from payment_service.models import ForwardAttempt, OrderForward, PaymentOrder, Tenant
 from payment_service.order_views import yuan
 from payment_service.retry_schedule import retry_delay
@@ -98,14 +99,17 @@ def deliver_forward(session: Session, order_id: str) -> float | None:
         forward.last_error = outcome.error
         if outcome.delivered:
             forward.status, forward.delivered_at = "delivered", utcnow()
+            FORWARD_ATTEMPTS.labels("delivered").inc()
             logger.info("payment result of %s forwarded (attempt %d)", order_id, number)
             return None
         if outcome.refused or number >= settings["FORWARD_MAX_ATTEMPTS"]:
             forward.status = "failed"
+            FORWARD_ATTEMPTS.labels("failed").inc()
             logger.warning("forwarding %s gave up after attempt %d: %s", order_id, number, outcome.error)
             return None
         delay = retry_delay(number, settings["RETRY_BASE_SECONDS"], settings["RETRY_MAX_SECONDS"])
         forward.next_attempt_at = utcnow() + timedelta(seconds=delay)
+        FORWARD_ATTEMPTS.labels("retry").inc()
         logger.info(
             "forwarding %s failed (attempt %d: %s); retry in %.0f s", order_id, number, outcome.error, delay
         )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from payment_service.dispatch import publish_forward, publish_profit_sharing
 from payment_service.forwarding import schedule_forward
+from payment_service.metrics import count_order
 from payment_service.models import PaymentOrder
 from payment_service.profit_sharing import schedule_profit_sharing
 from payment_service.transactions import atomic
@@ -47,6 +48,7 @@ def mark_paid(
         if moved != 1:
             return False
         order = session.get(PaymentOrder, order_id, populate_existing=True)
+        count_order("paid", order.channel)
         forward = schedule_forward(session, order)
         sharing = schedule_profit_sharing(session, order)
     logger.info("order %s paid (upstream %s)", order_id, channel_transaction_id)
@@ -67,5 +69,6 @@ def mark_closed(session: Session, order_id: str) -> bool:
             .values(status="closed", closed_at=now, updated_at=now)
         ).rowcount
     if moved == 1:
+        count_order("closed", session.get(PaymentOrder, order_id).channel)
         logger.info("order %s closed", order_id)
     return moved == 1

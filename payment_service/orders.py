@@ -24,6 +24,7 @@ from payment_service.bindings import get_binding_for_order
 from payment_service.channels import ChannelError, OrderRequest
 from payment_service.configs import load_credentials
 from payment_service.merchant_channels import channel_for, notify_url_for
+from payment_service.metrics import count_order
 from payment_service.models import (
     OrderForward,
     PaymentConfig,
@@ -115,6 +116,7 @@ def place_order(session: Session, tenant_id: str, request: NewOrder) -> PaymentO
         if existing is None:
             raise
         return _repeat(session, existing, request, amount_fen)
+    count_order("pending", order.channel)
     return _ask_upstream(session, order, config)
 
 
@@ -283,6 +285,7 @@ def _record_failure(session: Session, order: PaymentOrder, details: dict[str, An
         order.upstream_error = details
         if permanent and order.status == "pending":
             order.status = "failed"
+            count_order("failed", order.channel)
         order.updated_at = utcnow()
 
 

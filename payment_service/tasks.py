@@ -30,17 +30,17 @@ _DATABASE_RETRIES = {
 
 
 @celery.task(name=FORWARD_TASK, bind=True, queue=queues.NOTIFY, **_DATABASE_RETRIES)
-def forward_result(self, order_id: str) -> None:
+def forward_result(self, transaction_id: str) -> None:
     """POST the paid order's result to its notify_url; retried on the row's schedule until 2xx or given up."""
-    delay = deliver_forward(db.session, order_id)
+    delay = deliver_forward(db.session, transaction_id)
     if delay is not None:
         raise self.retry(countdown=delay)
 
 
 @celery.task(name=PROFIT_SHARING_TASK, bind=True, queue=queues.PROFIT_SHARING, **_DATABASE_RETRIES)
-def profit_sharing(self, order_id: str) -> None:
+def profit_sharing(self, transaction_id: str) -> None:
     """Add receivers, place the split, poll it until WeChat finishes it (or the attempts run out)."""
-    delay = run_profit_sharing(db.session, order_id)
+    delay = run_profit_sharing(db.session, transaction_id)
     if delay is not None:
         raise self.retry(countdown=delay)
 

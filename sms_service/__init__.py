@@ -13,6 +13,7 @@ from shared.settings import ConfigurationError
 from sms_service import queues
 from sms_service.config import load_config
 from sms_service.extensions import celery, db, keys
+from sms_service.metrics import BacklogCollector
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -26,6 +27,7 @@ SERVICE = Service(
     keys=keys,
     queues=queues.ALL,
     migrations=MIGRATIONS,
+    live_metrics=(BacklogCollector,),
 )
 
 

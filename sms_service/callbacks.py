@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from shared.db import isoformat, utcnow
 from shared.webhook_urls import UrlRefused, check_before_delivery
 from shared.webhooks import signature_headers
+from sms_service.metrics import CALLBACK_ATTEMPTS
 from sms_service.models import (
     CALLBACK_DELIVERED,
     CALLBACK_FAILED,
@@ -107,6 +108,7 @@ def deliver_callback(session: Session, message_id: str, attempt: int) -> Attempt
     duration_ms = int((time.perf_counter() - started) * 1000)
     result = _classify(status_code, error, attempt)
     _record(session, message, attempt, status_code, error, duration_ms, result)
+    CALLBACK_ATTEMPTS.labels(result.outcome).inc()
     logger.info("callback %s attempt %d: %s (%s)", message_id, attempt, result.outcome, status_code or error)
     return result
 

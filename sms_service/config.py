@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "DB_POOL_SIZE": 5,
     "MAX_BODY_BYTES": 1_048_576,
     "LOG_LEVEL": "INFO",
+    # celery worker: serve Prometheus /metrics on this port (0: off); the API serves /metrics itself
+    "WORKER_METRICS_PORT": 0,
     # Limit counters: the service's database unless a Redis URL is given.
     "REDIS_URL": "",
     # Request limits.
@@ -46,7 +48,6 @@ DEFAULTS: dict[str, Any] = {
     # Dispatch.
     "DISPATCH_BATCH_SIZE": 100,
     "DISPATCH_MAX_ATTEMPTS": 8,
-    "DISPATCH_RETRY_BACKOFF_SECONDS": 5,
     # Periodic work (celery beat): re-publish stuck rows, poll receipts, re-drive callbacks.
     "SWEEP_INTERVAL_SECONDS": 15.0,
     "SWEEP_QUEUED_AFTER_SECONDS": 60,

@@ -6,6 +6,7 @@ Reaching success or failed also makes its result callback due (when the message 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -13,6 +14,7 @@ from sqlalchemy import case, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
+from sms_service.metrics import count_messages
 from sms_service.models import CALLBACK_PENDING, FAILED, SENDING, SUBMITTED, Message
 
 
@@ -46,10 +48,13 @@ def finish(
             callback_next_at=case((Message.callback_url.is_not(None), now), else_=None),
             **fields,
         )
-        .returning(Message.id, Message.callback_url)
+        .returning(Message.id, Message.callback_url, Message.provider)
         .execution_options(synchronize_session=False)
     )
-    return [(row.id, row.callback_url is not None) for row in session.execute(statement)]
+    rows = session.execute(statement).all()
+    for provider, count in Counter(row.provider for row in rows).items():
+        count_messages(status, provider, count)
+    return [(row.id, row.callback_url is not None) for row in rows]
 
 
 def submit(
@@ -71,4 +76,5 @@ def submit(
         )
         .execution_options(synchronize_session=False)
     )
+    count_messages(SUBMITTED, provider, result.rowcount or 0)
     return result.rowcount or 0

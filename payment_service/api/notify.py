@@ -17,6 +17,7 @@ from flask.views import MethodView
 from payment_service import notifications
 from payment_service.channels import NotificationRejected
 from payment_service.extensions import db
+from payment_service.metrics import NOTIFICATION_REJECTED
 from shared.api import Blueprint
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def _handle(
         receive(db.session, dict(request.headers), body, config_id)
     except NotificationRejected as exc:
         db.session.rollback()
+        NOTIFICATION_REJECTED.labels(channel).inc()
         logger.warning(
             "%s notification refused (config %s, from %s): %s", channel, config_id, request.remote_addr, exc
         )

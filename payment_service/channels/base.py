@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import requests
 
+from payment_service.metrics import observe_channel_call
+
 __all__ = [
     "ChannelError",
     "CreatedOrder",
@@ -207,4 +209,5 @@ class HttpChannel:
 
     def _log(self, label: str, outcome: str, started: float) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
+        observe_channel_call(label, outcome, elapsed_ms / 1000)
         self.logger.info("%s -> %s in %.0f ms", label, outcome, elapsed_ms)

@@ -21,6 +21,8 @@ from typing import Any
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from sms_service.metrics import PROVIDER_CALLS, PROVIDER_ERRORS
+
 logger = logging.getLogger("sms_service.providers")
 
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 3.0
@@ -201,7 +203,7 @@ class SmsProvider(ABC):
         Responses below 500 are returned for the provider to interpret: both upstreams put their own error
         codes in 4xx and 200 bodies.
         """
-        action = f"{action} to {_describe(mobiles)}"
+        operation, action = action, f"{action} to {_describe(mobiles)}"
         started = time.perf_counter()
         try:
             response = self.session.post(url, timeout=self.timeout, **kwargs)
@@ -220,10 +222,13 @@ class SmsProvider(ABC):
         except requests.RequestException as exc:
             self._log_failure(action, started, type(exc).__name__)
             raise RetryableProviderError(type(exc).__name__, str(exc), provider=self.name) from exc
+        finally:
+            PROVIDER_CALLS.labels(self.name, operation).observe(time.perf_counter() - started)
 
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info("%s %s answered HTTP %s in %.0f ms", self.name, action, response.status_code, elapsed_ms)
         if response.status_code >= 500:
+            PROVIDER_ERRORS.labels(self.name, "http_5xx").inc()
             raise RetryableProviderError(
                 f"HTTP{response.status_code}", response.text[:200], provider=self.name
             )
@@ -234,11 +239,13 @@ class SmsProvider(ABC):
     ) -> RetryableProviderError | PermanentProviderError:
         """The typed error for a call the upstream refused as a whole."""
         error_class = RetryableProviderError if retryable else PermanentProviderError
+        PROVIDER_ERRORS.labels(self.name, "refused").inc()
         logger.warning("%s refused the call: %s (request %s)", self.name, code, req_id)
         return error_class(code, message, provider=self.name, req_id=req_id)
 
     def _log_failure(self, action: str, started: float, what: str) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
+        PROVIDER_ERRORS.labels(self.name, what.replace(" ", "_")).inc()
         logger.warning("%s %s failed after %.0f ms: %s", self.name, action, elapsed_ms, what)
 
     def _send_in_calls(
