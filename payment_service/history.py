@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from payment_service.config_params import MASK
 from payment_service.models import ConfigHistory
 from shared.auth import Principal
-from shared.db import isoformat, utcnow
+from shared.db import fetch_page, isoformat, utcnow
 
 ACTIONS = ("create", "update", "status", "delete", "bind", "unbind")
 
@@ -81,15 +81,7 @@ def list_history(
 ) -> tuple[list[ConfigHistory], int]:
     """One page of a config's history, newest first, and the total number of entries."""
     scope = (ConfigHistory.tenant_id == tenant_id, ConfigHistory.config_id == config_id)
-    total = session.scalar(select(func.count()).select_from(ConfigHistory).where(*scope)) or 0
-    rows = session.scalars(
-        select(ConfigHistory)
-        .where(*scope)
-        .order_by(ConfigHistory.id.desc())
-        .offset((page - 1) * size)
-        .limit(size)
-    ).all()
-    return list(rows), total
+    return fetch_page(session, ConfigHistory, scope, page, size, order_by=(ConfigHistory.id.desc(),))
 
 
 def describe_entry(entry: ConfigHistory) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +35,7 @@ from payment_service.models import (
 from payment_service.order_views import FEN_PER_YUAN, order_view
 from payment_service.profit_sharing import sharing_plan
 from payment_service.transactions import atomic
-from shared.db import utcnow
+from shared.db import fetch_page, utcnow
 from shared.envelope import BadRequestError, ConflictError, NotFoundError, UpstreamError
 from shared.ids import new_id
 from shared.webhook_urls import UrlRefused, check_public_url
@@ -157,15 +157,8 @@ def list_orders(
         filters.append(PaymentOrder.created_at >= created_from)
     if created_to:
         filters.append(PaymentOrder.created_at < created_to)
-    total = session.scalar(select(func.count()).select_from(PaymentOrder).where(*filters)) or 0
-    orders = session.scalars(
-        select(PaymentOrder)
-        .where(*filters)
-        .order_by(PaymentOrder.created_at.desc(), PaymentOrder.id.desc())
-        .offset((page - 1) * size)
-        .limit(size)
-    ).all()
-    return _details(session, list(orders)), total
+    orders, total = fetch_page(session, PaymentOrder, filters, page, size)
+    return _details(session, orders), total
 
 
 def _details(session: Session, orders: list[PaymentOrder]) -> list[dict[str, Any]]:

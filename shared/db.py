@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -113,3 +113,13 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": os.environ.get("APP_NAME", "laundry")},
     )
+
+
+def fetch_page(session: Session, model, conditions, page: int, size: int, order_by=None) -> tuple[list, int]:
+    """One page of ``model`` rows matching ``conditions`` (newest first by default) and the total count."""
+    total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
+    ordering = order_by if order_by is not None else (model.created_at.desc(), model.id.desc())
+    rows = session.scalars(
+        select(model).where(*conditions).order_by(*ordering).offset((page - 1) * size).limit(size)
+    ).all()
+    return list(rows), total

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.db import fetch_page
 from shared.envelope import NotFoundError
 from sms_service.models import STATUSES, Batch, Message
 
@@ -45,15 +46,7 @@ def search_records(
         conditions.append(Message.created_at >= created_from)
     if created_to:
         conditions.append(Message.created_at < created_to)
-    total = session.scalar(select(func.count()).select_from(Message).where(*conditions)) or 0
-    rows = session.scalars(
-        select(Message)
-        .where(*conditions)
-        .order_by(Message.created_at.desc(), Message.id.desc())
-        .offset((page - 1) * size)
-        .limit(size)
-    ).all()
-    return list(rows), total
+    return fetch_page(session, Message, conditions, page, size)
 
 
 def batch_progress(session: Session, tenant_id: str, batch_id: str, page: int, size: int) -> dict[str, Any]:

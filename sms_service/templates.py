@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db import utcnow
+from shared.db import fetch_page, utcnow
 from shared.envelope import BadRequestError, NotFoundError
 from shared.ids import new_id
 from sms_service.models import TEMPLATE_DISABLED, TEMPLATE_ENABLED, Template
@@ -90,15 +90,7 @@ def list_templates(
     conditions = [Template.tenant_id == tenant_id, Template.deleted_at.is_(None)]
     if status:
         conditions.append(Template.status == status)
-    total = session.scalar(select(func.count()).select_from(Template).where(*conditions)) or 0
-    rows = session.scalars(
-        select(Template)
-        .where(*conditions)
-        .order_by(Template.created_at.desc(), Template.id.desc())
-        .offset((page - 1) * size)
-        .limit(size)
-    ).all()
-    return list(rows), total
+    return fetch_page(session, Template, conditions, page, size)
 
 
 def update_template(session: Session, tenant_id: str, template_id: str, fields: dict[str, Any]) -> Template:
