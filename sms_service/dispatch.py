@@ -165,7 +165,7 @@ def _send_group(
             retry_later = True
             continue
         outgoing = [_outgoing(message, template, code) for message in pending.values()]
-        _mark_provider(session, list(pending), provider.name)
+        _mark_provider(session, provider.call_references(outgoing), provider.name)
         try:
             outcomes = _send_with_retries(provider, outgoing, circuit)
         except OutcomeUnknownError as exc:
@@ -279,14 +279,23 @@ def _fail(
     return [message_id for message_id, has_callback in moved if has_callback]
 
 
-def _mark_provider(session: Session, ids: list[str], provider: str) -> None:
-    """Record which upstream is about to be called: if this process dies mid-call, reconciliation asks it."""
-    session.execute(
-        update(Message)
-        .where(Message.id.in_(ids), Message.status == SENDING)
-        .values(provider=provider, sent_at=utcnow(), updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+def _mark_provider(session: Session, references: dict[str, str], provider: str) -> None:
+    """Record which upstream is about to be called, and each message's call reference (message id → ref).
+
+    If this process dies mid-call, reconciliation asks that upstream, matching by the reference. One UPDATE
+    per distinct reference, committed together before the call.
+    """
+    by_reference: dict[str, list[str]] = defaultdict(list)
+    for message_id, reference in references.items():
+        by_reference[reference].append(message_id)
+    now = utcnow()
+    for reference, ids in by_reference.items():
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(ids), Message.status == SENDING)
+            .values(provider=provider, call_ref=reference, sent_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     session.commit()
 
 
@@ -310,7 +319,7 @@ def _requeue(session: Session, ids: list[str]) -> None:
     session.execute(
         update(Message)
         .where(Message.id.in_(ids), Message.status == SENDING)
-        .values(status=QUEUED, provider=None, sent_at=None, updated_at=utcnow())
+        .values(status=QUEUED, provider=None, call_ref=None, sent_at=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     session.commit()

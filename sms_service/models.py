@@ -109,6 +109,8 @@ class Message(Base):
     provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
     req_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     biz_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The request reference (Aliyun OutId, Tencent SessionContext) of the upstream call, recorded before it.
+    call_ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
     error_message: Mapped[str | None] = mapped_column(String(500), nullable=True)
     outcome_unknown: Mapped[bool] = mapped_column(default=False)

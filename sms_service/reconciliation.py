@@ -74,6 +74,7 @@ def poll(session: Session) -> dict[str, int]:
                     mobile=message.mobile,
                     biz_id=message.biz_id,
                     sent_at=message.sent_at or message.created_at,
+                    reference=message.call_ref,
                 )
             except ProviderError as exc:
                 logger.warning(

@@ -26,10 +26,12 @@ from sms_service.providers.base import (
     Split,
     accepted,
     as_utc,
+    call_reference,
     chunk_distinct_mobiles,
     decode_json_array,
     national_mobile,
     parse_china_time,
+    references_of,
     refused,
 )
 from sms_service.providers.signing import aliyun_rpc_signature
@@ -101,13 +103,19 @@ class AliyunSmsProvider(SmsProvider):
         self._clock = clock
 
     def send(self, messages: list[OutgoingSms]) -> list[SendOutcome]:
+        return self._send_in_calls(messages, self._calls(messages), self._send_call)
+
+    def call_references(self, messages: list[OutgoingSms]) -> dict[str, str]:
+        return references_of(self._calls(messages))
+
+    def _calls(self, messages: list[OutgoingSms]) -> list[list[OutgoingSms]]:
+        """The upstream calls `send` makes: one template per call, at most `max_batch` distinct numbers."""
         by_template: dict[str, list[OutgoingSms]] = {}
         for message in messages:
             by_template.setdefault(message.template_code, []).append(message)
-        calls = [
+        return [
             call for group in by_template.values() for call in chunk_distinct_mobiles(group, self.max_batch)
         ]
-        return self._send_in_calls(messages, calls, self._send_call)
 
     def _send_call(self, call: list[OutgoingSms]) -> list[SendOutcome] | Split:
         if len(call) == 1:
@@ -141,7 +149,7 @@ class AliyunSmsProvider(SmsProvider):
                 "SignNameJson": _json([m.sign_name for m in call]),
                 "TemplateCode": call[0].template_code,
                 "TemplateParamJson": _json([m.params for m in call]),
-                "OutId": MULTI_MESSAGE_REFERENCE_PREFIX + call[0].message_id,
+                "OutId": call_reference(call),
             },
             mobiles=[m.mobile for m in call],
         )
@@ -153,12 +161,20 @@ class AliyunSmsProvider(SmsProvider):
         raise self._refusal(body)
 
     def query(
-        self, *, message_id: str, mobile: str, biz_id: str | None, sent_at: datetime
+        self,
+        *,
+        message_id: str,
+        mobile: str,
+        biz_id: str | None,
+        sent_at: datetime,
+        reference: str | None = None,
     ) -> DeliveryReport | None:
         """QuerySendDetails for one number on the (Beijing) day it was sent, narrowed by BizId when known.
 
-        A batch's BizId is shared by its numbers, so the row is picked by number too.
+        A batch's BizId and OutId are shared by its numbers, so the row is picked by number too. Without a
+        BizId the row's OutId must be the message id or the call's `reference`.
         """
+        out_ids = {message_id, reference} - {None}
         params = {
             "PhoneNumber": mobile,
             "SendDate": as_utc(sent_at).astimezone(CHINA_STANDARD_TIME).strftime("%Y%m%d"),
@@ -174,7 +190,7 @@ class AliyunSmsProvider(SmsProvider):
         for detail in details:
             if national_mobile(str(detail.get("PhoneNum", ""))) != mobile:
                 continue
-            if biz_id is None and detail.get("OutId") != message_id:
+            if biz_id is None and detail.get("OutId") not in out_ids:
                 continue
             status = int(detail.get("SendStatus", SEND_STATUS_WAITING))
             if status == SEND_STATUS_WAITING:
@@ -188,7 +204,8 @@ class AliyunSmsProvider(SmsProvider):
                 error_code=None if success else detail.get("ErrCode"),
                 error_message=None if success else detail.get("ErrCode"),
                 reported_at=parse_china_time(detail.get("ReceiveDate")),
-                out_id=_message_reference(detail.get("OutId")),
+                # Without a BizId the row was matched by reference and number: it is this message's.
+                out_id=message_id if biz_id is None else _message_reference(detail.get("OutId")),
             )
         return None
 

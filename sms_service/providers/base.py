@@ -179,11 +179,29 @@ class SmsProvider(ABC):
         acceptance is never lost to an exception. Per-number refusals are outcomes with `accepted=False`.
         """
 
+    def call_references(self, messages: list[OutgoingSms]) -> dict[str, str]:
+        """The request reference each message's upstream call will carry, by message id, known before sending.
+
+        Stored with the messages before the call, it lets `query()` find a message whose send never answered
+        (worker killed, read timeout) even when the call carried several messages under one reference.
+        """
+        return {message.message_id: message.message_id for message in messages}
+
     @abstractmethod
     def query(
-        self, *, message_id: str, mobile: str, biz_id: str | None, sent_at: datetime
+        self,
+        *,
+        message_id: str,
+        mobile: str,
+        biz_id: str | None,
+        sent_at: datetime,
+        reference: str | None = None,
     ) -> DeliveryReport | None:
-        """The delivery state of one submitted message, or None while the upstream has no final state."""
+        """The delivery state of one submitted message, or None while the upstream has no final state.
+
+        `reference` is what `call_references()` gave for the message; without a `biz_id` the upstream's row is
+        matched by it or by the message id (a batch split into single sends carries the message id).
+        """
 
     @abstractmethod
     def parse_receipts(self, payload: Any) -> list[DeliveryReport]:
@@ -329,6 +347,17 @@ def chunk_distinct_mobiles(messages: Iterable[OutgoingSms], size: int) -> list[l
         else:
             calls.append([message])
     return calls
+
+
+def call_reference(call: Sequence[OutgoingSms]) -> str:
+    """The request reference of one upstream call: the message id, or the multi-message reference."""
+    first = call[0].message_id
+    return first if len(call) == 1 else MULTI_MESSAGE_REFERENCE_PREFIX + first
+
+
+def references_of(calls: Iterable[Sequence[OutgoingSms]]) -> dict[str, str]:
+    """Message id → the reference of the call carrying it."""
+    return {message.message_id: call_reference(call) for call in calls for message in call}
 
 
 def decode_json_array(payload: Any) -> list[Any]:

@@ -43,7 +43,13 @@ class SandboxSmsProvider(SmsProvider):
         return [accepted(m, req_id=req_id, biz_id=BIZ_ID_PREFIX + m.message_id) for m in messages]
 
     def query(
-        self, *, message_id: str, mobile: str, biz_id: str | None, sent_at: datetime
+        self,
+        *,
+        message_id: str,
+        mobile: str,
+        biz_id: str | None,
+        sent_at: datetime,
+        reference: str | None = None,
     ) -> DeliveryReport | None:
         """Delivered once the configured delay has passed since `sent_at`; None before that."""
         delivered_at = as_utc(sent_at) + self.delay

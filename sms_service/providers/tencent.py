@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import requests
 
 from sms_service.providers.base import (
-    MULTI_MESSAGE_REFERENCE_PREFIX,
     DeliveryReport,
     OutgoingSms,
     PermanentProviderError,
@@ -26,10 +25,12 @@ from sms_service.providers.base import (
     Split,
     accepted,
     as_utc,
+    call_reference,
     chunk_distinct_mobiles,
     decode_json_array,
     national_mobile,
     parse_china_time,
+    references_of,
     refused,
 )
 from sms_service.providers.signing import tc3_authorization
@@ -109,20 +110,26 @@ class TencentSmsProvider(SmsProvider):
         self._clock = clock
 
     def send(self, messages: list[OutgoingSms]) -> list[SendOutcome]:
+        return self._send_in_calls(messages, self._calls(messages), self._send_call)
+
+    def call_references(self, messages: list[OutgoingSms]) -> dict[str, str]:
+        return references_of(self._calls(messages))
+
+    def _calls(self, messages: list[OutgoingSms]) -> list[list[OutgoingSms]]:
+        """The upstream calls `send` makes: identical sign, template and variables, distinct numbers."""
         same_content: dict[tuple[str, str, tuple[str, ...]], list[OutgoingSms]] = {}
         for message in messages:
             key = (message.sign_name, message.template_code, tuple(message.params.values()))
             same_content.setdefault(key, []).append(message)
-        calls = [
+        return [
             call
             for group in same_content.values()
             for call in chunk_distinct_mobiles(group, MAX_NUMBERS_PER_CALL)
         ]
-        return self._send_in_calls(messages, calls, self._send_call)
 
     def _send_call(self, call: list[OutgoingSms]) -> list[SendOutcome] | Split:
         first = call[0]
-        reference = first.message_id if len(call) == 1 else MULTI_MESSAGE_REFERENCE_PREFIX + first.message_id
+        reference = call_reference(call)
         response = self._call(
             "SendSms",
             {
@@ -179,15 +186,23 @@ class TencentSmsProvider(SmsProvider):
         return outcomes
 
     def query(
-        self, *, message_id: str, mobile: str, biz_id: str | None, sent_at: datetime
+        self,
+        *,
+        message_id: str,
+        mobile: str,
+        biz_id: str | None,
+        sent_at: datetime,
+        reference: str | None = None,
     ) -> DeliveryReport | None:
         """The receipt for `biz_id` (the SerialNo) among the number's statuses since the send.
 
         PullSmsSendStatusByPhoneNumber is used rather than PullSmsSendStatus because the latter hands each
         status out once to whoever pulls first, which would steal receipts from the callback and from other
         workers; the per-number pull can be repeated safely. Without a SerialNo the message is matched by its
-        SessionContext, which is our message id for single-message calls.
+        SessionContext: our message id for single-message calls, the call's `reference` for multi-number ones
+        (shared by the call's numbers, but the pull is for this number only).
         """
+        contexts = {message_id, reference} - {None}
         begin = as_utc(sent_at) - QUERY_SLACK
         end = min(begin + QUERY_WINDOW, self._clock())
         response = self._call(
@@ -206,9 +221,7 @@ class TencentSmsProvider(SmsProvider):
         if error:
             raise self._refusal(error, response.get("RequestId"))
         for status in response.get("PullSmsSendStatusSet") or []:
-            matches = (
-                status.get("SerialNo") == biz_id if biz_id else status.get("SessionContext") == message_id
-            )
+            matches = status.get("SerialNo") == biz_id if biz_id else status.get("SessionContext") in contexts
             if not matches:
                 continue
             success = status.get("ReportStatus") == "SUCCESS"
@@ -221,7 +234,8 @@ class TencentSmsProvider(SmsProvider):
                 error_code=None if success else status.get("Description"),
                 error_message=None if success else status.get("Description"),
                 reported_at=datetime.fromtimestamp(int(received), UTC) if received else None,
-                out_id=message_id if status.get("SessionContext") == message_id else None,
+                # Without a SerialNo the status was matched by reference on this number: it is this message's.
+                out_id=message_id if not biz_id or status.get("SessionContext") == message_id else None,
             )
         return None
 

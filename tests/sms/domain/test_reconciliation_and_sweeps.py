@@ -69,6 +69,26 @@ def test_unknown_outcome_is_reconciled_not_resent(sms_db, sms_tenant, template, 
     assert len(aliyun.accepted()) == 1 and aliyun.duplicates() == []
 
 
+def test_messages_of_a_batch_call_a_dead_worker_left_sending_are_reconciled_by_call_reference(
+    sms_db, sms_tenant, template, aliyun, configure
+):
+    tenant, _ = sms_tenant
+    configure(PROVIDER_TIMEOUT_SECONDS=0.3)
+    aliyun.timeout_next(1, seconds=1.0)  # the SendBatchSms goes through, its answer never arrives
+    ids = accept(sms_db, tenant, template, ["13800138000", "13900139000"])
+    dispatch.deliver(sms_db, ids)
+    assert [m.call_ref for m in rows(sms_db, ids)] == [f"multi.{ids[0]}"] * 2
+    assert {m.reference for m in aliyun.accepted()} == {f"multi.{ids[0]}"}
+    # As if the worker had died inside the call: left sending, no BizId, found by the sweep.
+    age(sms_db, ids, 3600, outcome_unknown=False)
+    sweeps.sweep(sms_db)
+    assert all(m.status == "sending" and m.outcome_unknown and m.biz_id is None for m in rows(sms_db, ids))
+    age(sms_db, ids, 3600)
+    assert reconciliation.poll(sms_db)["applied"] == 2
+    assert [(m.status, m.error_code) for m in rows(sms_db, ids)] == [("success", None)] * 2
+    assert len(aliyun.accepted()) == 2 and aliyun.duplicates() == []
+
+
 def test_messages_nobody_reports_on_are_failed_after_the_deadline(
     sms_db, sms_tenant, template, aliyun, configure
 ):

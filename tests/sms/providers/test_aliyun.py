@@ -348,6 +348,60 @@ def test_query_picks_the_number_out_of_a_batch_and_reports_failure():
     assert report.out_id is None
 
 
+def test_call_references_follow_the_calls_send_makes():
+    batch = [sms(1), sms(2), sms(3, mobile="13800130001"), sms(4, template="SMS_200")]
+    assert make_provider().call_references(batch) == {
+        "MSG_20260510_0001": "multi.MSG_20260510_0001",
+        "MSG_20260510_0002": "multi.MSG_20260510_0001",
+        "MSG_20260510_0003": "MSG_20260510_0003",  # same number as MSG_1: a call of its own
+        "MSG_20260510_0004": "MSG_20260510_0004",  # another template
+    }
+
+
+@responses.activate
+def test_call_references_are_the_out_ids_send_uses():
+    responses.post(ENDPOINT, json=ok())
+    responses.post(ENDPOINT, json=ok())
+    batch = [sms(1), sms(2), sms(3, mobile="13800130001")]
+    references = make_provider().call_references(batch)
+    make_provider().send(batch)
+    out_ids = [form_of(call)["OutId"] for call in responses.calls]
+    assert out_ids == [references["MSG_20260510_0001"], references["MSG_20260510_0003"]]
+
+
+@responses.activate
+def test_query_without_biz_id_matches_the_multi_reference_and_the_number():
+    responses.post(
+        ENDPOINT,
+        json=query_response(
+            detail(2, err="MK:0001", out_id="multi.MSG_9"),  # this number, another call
+            detail(3, mobile="13900000000", out_id="multi.MSG_1"),  # the call, another number
+            detail(3, out_id="multi.MSG_1"),
+        ),
+    )
+    report = make_provider().query(
+        message_id="MSG_2", mobile="13800130001", biz_id=None, sent_at=NOW, reference="multi.MSG_1"
+    )
+    assert "BizId" not in form_of(responses.calls[0])
+    assert report.success and report.mobile == "13800130001"
+    assert report.out_id == "MSG_2"  # matched by the call's reference on this number: this message
+
+
+@responses.activate
+def test_query_without_biz_id_still_matches_the_message_id_after_a_split():
+    responses.post(ENDPOINT, json=query_response(detail(3, out_id="MSG_2")))
+    report = make_provider().query(
+        message_id="MSG_2", mobile="13800130001", biz_id=None, sent_at=NOW, reference="multi.MSG_1"
+    )
+    assert report.success and report.out_id == "MSG_2"
+
+
+@responses.activate
+def test_query_without_biz_id_or_reference_ignores_multi_rows():
+    responses.post(ENDPOINT, json=query_response(detail(3, out_id="multi.MSG_1")))
+    assert make_provider().query(message_id="MSG_2", mobile="13800130001", biz_id=None, sent_at=NOW) is None
+
+
 @responses.activate
 def test_query_returns_none_while_waiting_or_unknown():
     responses.post(ENDPOINT, json=query_response(detail(1)))

@@ -312,6 +312,51 @@ def test_query_pulls_the_numbers_statuses_and_picks_the_serial():
     assert report.reported_at == datetime.fromtimestamp(1778374925, UTC)
 
 
+def test_call_references_follow_the_calls_send_makes():
+    batch = [sms(1), sms(2), sms(3, params={"code": "9999", "minutes": "5"}), sms(4, mobile="13800130001")]
+    assert make_provider().call_references(batch) == {
+        "MSG_20260510_0001": "multi.MSG_20260510_0001",
+        "MSG_20260510_0002": "multi.MSG_20260510_0001",
+        "MSG_20260510_0003": "MSG_20260510_0003",  # other variables: a call of its own
+        "MSG_20260510_0004": "MSG_20260510_0004",  # same number as MSG_1
+    }
+
+
+@responses.activate
+def test_query_without_serial_matches_the_multi_reference():
+    responses.post(
+        ENDPOINT,
+        json={
+            "Response": {
+                "PullSmsSendStatusSet": [
+                    pull_status("2640:other", report="FAIL", context="multi.MSG_9"),
+                    pull_status("2640:mine", context="multi.MSG_1"),
+                ],
+                "RequestId": "R",
+            }
+        },
+    )
+    report = make_provider().query(
+        message_id="MSG_2", mobile="13800130001", biz_id=None, sent_at=NOW, reference="multi.MSG_1"
+    )
+    assert report.success and report.biz_id == "2640:mine"
+    assert report.out_id == "MSG_2"  # matched by the call's reference on this number: this message
+
+
+@responses.activate
+def test_query_without_serial_still_matches_the_message_id():
+    responses.post(
+        ENDPOINT,
+        json={
+            "Response": {"PullSmsSendStatusSet": [pull_status("2640:s", context="MSG_2")], "RequestId": "R"}
+        },
+    )
+    report = make_provider().query(
+        message_id="MSG_2", mobile="13800130001", biz_id=None, sent_at=NOW, reference="multi.MSG_1"
+    )
+    assert report.success and report.out_id == "MSG_2"
+
+
 @responses.activate
 def test_query_returns_none_until_a_status_exists():
     responses.post(ENDPOINT, json={"Response": {"PullSmsSendStatusSet": [], "RequestId": "R"}})
