@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import sqlalchemy as sa
 
 from shared.db import normalize_url
+from tests.broker import private_vhost
 from tests.e2e.processes import (  # noqa: F401 (re-exported for the benchmarks)
     Process,
     free_port,
@@ -41,31 +40,14 @@ def broker_url() -> str:
 
 @contextmanager
 def own_vhost() -> Iterator[str]:
-    """A RabbitMQ virtual host of this run's own when rabbitmqctl is at hand, so the benchmark never takes
-    (or leaves behind) other processes' tasks; deleted afterwards with whatever is still queued in it."""
-    parts = urlsplit(BROKER_URL)
-    rabbitmqctl = shutil.which("rabbitmqctl")
-    if parts.scheme != "amqp" or rabbitmqctl is None or parts.hostname not in {"127.0.0.1", "localhost"}:
-        yield BROKER_URL
-        return
-    vhost = f"bench_{os.getpid()}_{int(time.time())}"
-    try:
-        subprocess.run([rabbitmqctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-        subprocess.run(
-            [rabbitmqctl, "set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-    except (subprocess.SubprocessError, OSError):
-        yield BROKER_URL  # not allowed to manage vhosts here: share the configured one
-        return
-    _broker["url"] = urlunsplit(parts._replace(path="/" + vhost))
-    try:
-        yield _broker["url"]
-    finally:
-        _broker["url"] = BROKER_URL
-        subprocess.run([rabbitmqctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+    """A RabbitMQ virtual host of this run's own, so the benchmark never takes (or leaves behind) other
+    processes' tasks; deleted afterwards with whatever is still queued in it."""
+    with private_vhost(BROKER_URL, f"bench_{os.getpid()}_{int(time.time())}") as url:
+        _broker["url"] = url
+        try:
+            yield url
+        finally:
+            _broker["url"] = BROKER_URL
 
 
 GUNICORN_WORKERS = int(os.environ.get("BENCH_GUNICORN_WORKERS", str((os.cpu_count() or 2) * 2 + 1)))

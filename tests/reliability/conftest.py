@@ -6,12 +6,9 @@ they run with the rest of the suite in ``make test`` and so in CI.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from urllib.parse import urlsplit, urlunsplit
-
 import pytest
 
+from tests.broker import private_vhost
 from tests.conftest import BROKER_URL, RUN_ID
 from tests.e2e.conftest import postgres_required  # noqa: F401
 
@@ -27,25 +24,5 @@ def broker_url():
     fault tests leave tasks behind on purpose, and a broker cut must not touch anyone else's queues."""
     if not BROKER_URL:
         pytest.skip("fault tests need a real broker (TEST_BROKER_URL)")
-    parts = urlsplit(BROKER_URL)
-    rabbitmqctl = shutil.which("rabbitmqctl")
-    if parts.scheme != "amqp" or rabbitmqctl is None or parts.hostname not in {"127.0.0.1", "localhost"}:
-        yield BROKER_URL
-        return
-    vhost = f"reliability_{RUN_ID}"
-    run = [rabbitmqctl, "-q"]
-    try:
-        subprocess.run([*run, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-        subprocess.run(
-            [*run, "set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*"],
-            check=True,
-            capture_output=True,
-            timeout=60,
-        )
-    except (subprocess.SubprocessError, OSError):
-        yield BROKER_URL
-        return
-    try:
-        yield urlunsplit(parts._replace(path="/" + vhost))
-    finally:
-        subprocess.run([*run, "delete_vhost", vhost], capture_output=True, timeout=60)
+    with private_vhost(BROKER_URL, f"reliability_{RUN_ID}") as url:
+        yield url
