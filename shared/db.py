@@ -6,12 +6,14 @@ Each service declares its own models on its own ``MetaData``, in its own databas
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import DateTime, MetaData, create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -105,14 +107,44 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": os.environ.get("APP_NAME", "laundry")},
     )
+    ping_after_idle(engine)
+    return engine
+
+
+#: A pooled connection idle for longer than this is pinged before use.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def ping_after_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle for a while.
+
+    ``pool_pre_ping`` pings on every checkout: one more round trip per request, as much as the INSERT
+    of an accepted send. A connection in steady use has just proved itself; one that waited (through a
+    database restart, a failover, a firewall's idle timeout) is checked, and a dead one is replaced before
+    the request sees it. A connection that dies mid-use still fails that request, and SQLAlchemy then
+    invalidates the pool's older connections.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool replaces the connection and tries again
+            raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
 
 
 def fetch_page(session: Session, model, conditions, page: int, size: int, order_by=None) -> tuple[list, int]:
