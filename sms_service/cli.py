@@ -90,7 +90,8 @@ def register(app: Flask) -> None:
     @click.option("--mobile-per-hour", type=click.IntRange(min=0), help="Messages to one mobile per hour.")
     @click.option("--mobile-per-day", type=click.IntRange(min=0), help="Messages to one mobile per day.")
     def update_tenant(tenant_id: str, name: str | None, **limits: int | None) -> None:
-        """Change a tenant's name, daily quota or per-mobile frequency limits (effective at once)."""
+        """Change a tenant's name, daily quota or per-mobile frequency limits (running APIs apply them within
+        SMS_SEND_CACHE_SECONDS)."""
         row = db.session.get(Tenant, tenant_id)
         if row is None:
             raise click.ClickException(f"no tenant {tenant_id}")

@@ -25,6 +25,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_MOBILES_PER_SEND": 100,
     "MAX_BATCH_ITEMS": 1000,
     "MAX_VARIABLE_LENGTH": 35,
+    # Seconds an API process keeps a template and its tenant's limits for sends (0: read every time).
+    "SEND_CACHE_SECONDS": 2.0,
     # Per-mobile frequency of a new tenant (each tenant can be changed with `tenant update`).
     "DEFAULT_MOBILE_PER_MINUTE": 1,
     "DEFAULT_MOBILE_PER_HOUR": 5,
@@ -45,7 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "TENCENT_SDK_APP_ID": "",
     "TENCENT_REGION": "",
     "TENCENT_ENDPOINT": "",
-    # Dispatch.
+    # Dispatch. Accepted messages are published together with other requests' within the linger (0: at once).
+    "PUBLISH_LINGER_MS": 10,
     "DISPATCH_BATCH_SIZE": 100,
     "DISPATCH_MAX_ATTEMPTS": 8,
     # Periodic work (celery beat): re-publish stuck rows, poll receipts, re-drive callbacks.

@@ -22,6 +22,7 @@ from shared.db import utcnow
 from shared.envelope import TooManyRequestsError
 from sms_service.mobiles import mask_mobile
 from sms_service.models import LimitCounter, Tenant
+from sms_service.send_profiles import SendProfile
 
 logger = logging.getLogger(__name__)
 
@@ -53,24 +54,24 @@ class Counter:
         return self.kind if self.mobile is None else f"{self.kind}:{self.mobile}"
 
 
-def plan_counters(tenant: Tenant, mobiles: list[str], now: datetime) -> list[Counter]:
+def plan_counters(limits: Tenant | SendProfile, mobiles: list[str], now: datetime) -> list[Counter]:
     """The counters a send of one message to each of ``mobiles`` needs, in locking order."""
     epoch = int(now.timestamp())
     day = (epoch + BEIJING_OFFSET_SECONDS) // DAY_SECONDS
     day_end = (day + 1) * DAY_SECONDS - BEIJING_OFFSET_SECONDS
-    counters = [Counter(DAILY_QUOTA, None, day, len(mobiles), tenant.daily_quota, day_end)]
+    counters = [Counter(DAILY_QUOTA, None, day, len(mobiles), limits.daily_quota, day_end)]
     for mobile in mobiles:
         counters.append(
             Counter(
-                MOBILE_PER_MINUTE, mobile, epoch // 60, 1, tenant.mobile_per_minute, (epoch // 60 + 1) * 60
+                MOBILE_PER_MINUTE, mobile, epoch // 60, 1, limits.mobile_per_minute, (epoch // 60 + 1) * 60
             )
         )
         counters.append(
             Counter(
-                MOBILE_PER_HOUR, mobile, epoch // 3600, 1, tenant.mobile_per_hour, (epoch // 3600 + 1) * 3600
+                MOBILE_PER_HOUR, mobile, epoch // 3600, 1, limits.mobile_per_hour, (epoch // 3600 + 1) * 3600
             )
         )
-        counters.append(Counter(MOBILE_PER_DAY, mobile, day, 1, tenant.mobile_per_day, day_end))
+        counters.append(Counter(MOBILE_PER_DAY, mobile, day, 1, limits.mobile_per_day, day_end))
     # One locking order for every writer (no deadlocks), the tenant's hot quota row last (held briefly).
     return sorted(counters, key=lambda counter: (counter.kind == DAILY_QUOTA, counter.name, counter.window))
 

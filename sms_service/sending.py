@@ -12,19 +12,20 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
-from shared.envelope import BadRequestError, NotFoundError
+from shared.envelope import BadRequestError
 from shared.ids import new_id
 from shared.webhook_urls import UrlRefused, check_public_url
 from sms_service import idempotency, outbox
 from sms_service.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
 from sms_service.metrics import count_messages
 from sms_service.mobiles import mask_mobile, normalise_mobile
-from sms_service.models import CALLBACK_WAITING, QUEUED, TEMPLATE_DISABLED, Batch, Message, Template, Tenant
+from sms_service.models import CALLBACK_WAITING, QUEUED, Batch, Message
+from sms_service.send_profiles import SendProfile, sendable_profile
 from sms_service.templates import check_variables
 
 logger = logging.getLogger(__name__)
@@ -53,13 +54,13 @@ def send(
     if key and (answer := idempotency.first_answer(session, tenant_id, SEND, key)) is not None:
         return answer
     numbers = normalise_mobiles(mobiles, current_app.config["MAX_MOBILES_PER_SEND"])
-    tenant, template = load_tenant_and_template(session, tenant_id, template_id)
-    values = check_variables(template, variables or {}, current_app.config["MAX_VARIABLE_LENGTH"])
+    profile = sendable_profile(session, tenant_id, template_id)
+    values = check_variables(profile, variables or {}, current_app.config["MAX_VARIABLE_LENGTH"])
     check_callback(callback_url)
     recipients = [Recipient(mobile, values) for mobile in numbers]
     ids = [new_id("MSG") for _ in recipients]
     answer = {"message_id": ids[0], "message_ids": ids, "status": QUEUED}
-    return _accept(session, tenant, template, recipients, ids, callback_url, None, (SEND, key), answer)
+    return _accept(session, profile, recipients, ids, callback_url, None, (SEND, key), answer)
 
 
 def batch_send(
@@ -80,13 +81,13 @@ def batch_send(
             f"items 数量须为 1–{limit} 条", data={"errors": {"items": [f"数量须为 1–{limit} 条"]}}
         )
     numbers = normalise_mobiles([item["mobile"] for item in items], limit, field="items")
-    tenant, template = load_tenant_and_template(session, tenant_id, template_id)
+    profile = sendable_profile(session, tenant_id, template_id)
     max_length = current_app.config["MAX_VARIABLE_LENGTH"]
     recipients, errors = [], {}
     for index, (mobile, item) in enumerate(zip(numbers, items, strict=True)):
         try:
             recipients.append(
-                Recipient(mobile, check_variables(template, item.get("variables") or {}, max_length))
+                Recipient(mobile, check_variables(profile, item.get("variables") or {}, max_length))
             )
         except BadRequestError as exc:
             errors[str(index)] = exc.data["errors"]
@@ -100,9 +101,7 @@ def batch_send(
     ids = [new_id("MSG") for _ in recipients]
     batch_id = new_id("BATCH")
     answer = {"batch_id": batch_id, "total": len(ids), "status": QUEUED}
-    return _accept(
-        session, tenant, template, recipients, ids, callback_url, batch_id, (BATCH_SEND, key), answer
-    )
+    return _accept(session, profile, recipients, ids, callback_url, batch_id, (BATCH_SEND, key), answer)
 
 
 def normalise_mobiles(raw: list[str], limit: int, field: str = "mobiles") -> list[str]:
@@ -138,29 +137,6 @@ def normalise_mobiles(raw: list[str], limit: int, field: str = "mobiles") -> lis
     return numbers
 
 
-# Built once: constructing the statement cost more CPU per send than running it.
-_TENANT_AND_TEMPLATE = (
-    select(Tenant, Template)
-    .join(Template, Template.tenant_id == Tenant.id)
-    .where(
-        Tenant.id == bindparam("tenant_id"),
-        Template.id == bindparam("template_id"),
-        Template.deleted_at.is_(None),
-    )
-)
-
-
-def load_tenant_and_template(session: Session, tenant_id: str, template_id: str) -> tuple[Tenant, Template]:
-    """Both in one round trip: the template must be the tenant's, not deleted, and enabled."""
-    row = session.execute(_TENANT_AND_TEMPLATE, {"tenant_id": tenant_id, "template_id": template_id}).first()
-    if row is None:
-        raise NotFoundError("模板不存在", data={"template_id": template_id})
-    tenant, template = row
-    if template.status == TEMPLATE_DISABLED:
-        raise BadRequestError("模板已停用, 不能发送", data={"errors": {"template_id": ["模板已停用"]}})
-    return tenant, template
-
-
 def check_callback(url: str | None) -> None:
     if url is None:
         return
@@ -172,8 +148,7 @@ def check_callback(url: str | None) -> None:
 
 def _accept(
     session: Session,
-    tenant: Tenant,
-    template: Template,
+    profile: SendProfile,
     recipients: list[Recipient],
     ids: list[str],
     callback_url: str | None,
@@ -183,61 +158,65 @@ def _accept(
 ) -> dict[str, Any]:
     now = utcnow()
     store = limit_store()
-    counters = plan_counters(tenant, [r.mobile for r in recipients], now)
+    counters = plan_counters(profile, [r.mobile for r in recipients], now)
     in_database = isinstance(store, DatabaseCounters)
     endpoint, key = idempotency_scope
-    if not in_database and (hit := store.consume(session, tenant.id, counters)) is not None:
+    if not in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
         raise limit_exceeded(hit, now)
     try:
         if key:
-            idempotency.remember_answer(session, tenant.id, endpoint, key, answer)
+            idempotency.remember_answer(session, profile.tenant_id, endpoint, key, answer)
         # Core inserts on the tables: the ORM's bulk path costs more CPU than the round trip itself.
         if batch_id:
             session.execute(
                 insert(Batch.__table__),
                 dict(
-                    id=batch_id, tenant_id=tenant.id, template_id=template.id, total=len(ids), created_at=now
+                    id=batch_id,
+                    tenant_id=profile.tenant_id,
+                    template_id=profile.template_id,
+                    total=len(ids),
+                    created_at=now,
                 ),
             )
         session.execute(
             insert(Message.__table__),
-            _message_rows(tenant, template, recipients, ids, callback_url, batch_id, now),
+            _message_rows(profile, recipients, ids, callback_url, batch_id, now),
         )
-        if in_database and (hit := store.consume(session, tenant.id, counters)) is not None:
+        if in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
             session.rollback()
             raise limit_exceeded(hit, now)
         session.commit()
     except IntegrityError:
         session.rollback()
         if not in_database:
-            store.release(tenant.id, counters)
-        replayed = idempotency.first_answer(session, tenant.id, endpoint, key) if key else None
+            store.release(profile.tenant_id, counters)
+        replayed = idempotency.first_answer(session, profile.tenant_id, endpoint, key) if key else None
         if replayed is None:
             raise
         return replayed
     except BaseException:
         session.rollback()
         if not in_database:
-            store.release(tenant.id, counters)
+            store.release(profile.tenant_id, counters)
         raise
     logger.info(
         "accepted %d message(s) of %s for tenant %s: %s",
         len(ids),
-        template.id,
-        tenant.id,
+        profile.template_id,
+        profile.tenant_id,
         ", ".join(mask_mobile(r.mobile) for r in recipients[:3]) + (" …" if len(recipients) > 3 else ""),
     )
     count_messages(QUEUED, None, len(ids))
-    outbox.publish_deliveries(ids)
+    outbox.deliver_soon(ids)
     return answer
 
 
-def _message_rows(tenant, template, recipients, ids, callback_url, batch_id, now) -> list[dict[str, Any]]:
+def _message_rows(profile, recipients, ids, callback_url, batch_id, now) -> list[dict[str, Any]]:
     return [
         {
             "id": message_id,
-            "tenant_id": tenant.id,
-            "template_id": template.id,
+            "tenant_id": profile.tenant_id,
+            "template_id": profile.template_id,
             "batch_id": batch_id,
             "mobile": recipient.mobile,
             "variables": recipient.variables,

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session
 from shared.db import fetch_page, utcnow
 from shared.envelope import BadRequestError, NotFoundError
 from shared.ids import new_id
-from sms_service.models import TEMPLATE_DISABLED, TEMPLATE_ENABLED, Template
+from sms_service import send_profiles
+from sms_service.models import TEMPLATE_ENABLED, Template
+from sms_service.send_profiles import SendProfile
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
 KNOWN_PROVIDERS = ("aliyun", "tencent", "sandbox")
@@ -77,13 +79,6 @@ def get_template(session: Session, tenant_id: str, template_id: str) -> Template
     return template
 
 
-def get_sendable_template(session: Session, tenant_id: str, template_id: str) -> Template:
-    template = get_template(session, tenant_id, template_id)
-    if template.status == TEMPLATE_DISABLED:
-        raise BadRequestError("模板已停用, 不能发送", data={"errors": {"template_id": ["模板已停用"]}})
-    return template
-
-
 def list_templates(
     session: Session, tenant_id: str, page: int, size: int, status: str | None = None
 ) -> tuple[list[Template], int]:
@@ -106,6 +101,7 @@ def update_template(session: Session, tenant_id: str, template_id: str, fields: 
             setattr(template, name, fields[name])
     template.updated_at = utcnow()
     session.commit()
+    send_profiles.forget(tenant_id, template_id)
     return template
 
 
@@ -114,9 +110,12 @@ def delete_template(session: Session, tenant_id: str, template_id: str) -> None:
     template.deleted_at = utcnow()
     template.updated_at = template.deleted_at
     session.commit()
+    send_profiles.forget(tenant_id, template_id)
 
 
-def check_variables(template: Template, variables: dict[str, Any], max_length: int) -> dict[str, str]:
+def check_variables(
+    template: Template | SendProfile, variables: dict[str, Any], max_length: int
+) -> dict[str, str]:
     """The template's variables as strings, in template order; 400 naming what is missing or too long."""
     missing = [name for name in template.variables if variables.get(name) in (None, "")]
     if missing:

@@ -127,7 +127,8 @@ def rolled_back(database: Database):
 def sms_app(databases) -> Flask:
     from sms_service import create_app
 
-    return migrated_app(create_app, databases.create("sms"))
+    # Accepted messages are published in the request's thread, where the tests record them.
+    return migrated_app(create_app, databases.create("sms"), PUBLISH_LINGER_MS=0)
 
 
 @pytest.fixture

@@ -71,11 +71,11 @@ def configure(sms_app, monkeypatch):
             from sms_service.config import provider_names
 
             monkeypatch.setitem(sms_app.config, "PROVIDER_NAMES", provider_names(settings["PROVIDERS"]))
-        for extension in ("sms_providers", "sms_circuit_breaker", "sms_limits"):
+        for extension in ("sms_providers", "sms_circuit_breaker", "sms_limits", "sms_send_profiles"):
             sms_app.extensions.pop(extension, None)
 
     yield apply
-    for extension in ("sms_providers", "sms_circuit_breaker", "sms_limits"):
+    for extension in ("sms_providers", "sms_circuit_breaker", "sms_limits", "sms_send_profiles"):
         sms_app.extensions.pop(extension, None)
 
 

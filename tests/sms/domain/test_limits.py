@@ -54,7 +54,7 @@ def committed_app(sms_app, databases):
     engine, flask_app = db.engine, celery.flask_app
     # tests/conftest.py leaves the sessionmaker with "conservative_savepoint", which SQLAlchemy 2.1 rejects.
     db.session.configure(join_transaction_mode="conditional_savepoint")
-    app = migrated_app(create_app, databases.create("sms_limits"))
+    app = migrated_app(create_app, databases.create("sms_limits"), PUBLISH_LINGER_MS=0)
     yield app
     db.engine.dispose()
     db.engine, celery.flask_app = engine, flask_app
