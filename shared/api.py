@@ -161,6 +161,15 @@ def _unstorable_anywhere(value) -> bool:
     return False
 
 
+# In a body that parses (UTF-8, decoded strictly), NUL and surrogates can only be written as escapes.
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _may_hold_unstorable(req) -> bool:
+    """A cheap look at the raw body first: walking every string of a 1,000-item batch cost it 10 ms."""
+    return _UNSTORABLE_ESCAPE.search(req.get_data(cache=True)) is not None
+
+
 def _refuse_unstorable_url() -> None:
     if unstorable(request.path) or any(
         unstorable(name) or unstorable(value) for name, value in request.args.items(multi=True)
@@ -219,7 +228,7 @@ class _Parser(FlaskParser):
             data = super()._raw_load_json(req)
         except RecursionError:
             abort(400, message="请求体 JSON 嵌套层级过深", messages={"json": ["JSON 嵌套层级过深"]})
-        if data is not core.missing and _unstorable_anywhere(data):
+        if data is not core.missing and _may_hold_unstorable(req) and _unstorable_anywhere(data):
             abort(400, message=UNSTORABLE_TEXT, messages={"json": [UNSTORABLE_TEXT]})
         return data
 

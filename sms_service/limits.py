@@ -148,18 +148,28 @@ class DatabaseCounters:
         return result.rowcount or 0
 
 
+# KEYS: the counters; ARGV: amount, cap and expiry (Unix time) of each in turn. One MGET reads them all
+# (in slices: Lua's unpack takes a few thousand values at most); a new counter is created with its expiry
+# in one SET, an existing one (it has its expiry) only incremented: a 1,000-item batch touches 3,001.
 CHECK_AND_INCREMENT = """
-for i, key in ipairs(KEYS) do
-  local amount = tonumber(ARGV[3 * i - 2])
-  local cap = tonumber(ARGV[3 * i - 1])
-  local used = tonumber(redis.call('GET', key) or '0')
-  if used + amount > cap then
+local used = {}
+for first = 1, #KEYS, 4000 do
+  local values = redis.call('MGET', unpack(KEYS, first, math.min(first + 3999, #KEYS)))
+  for offset = 1, #values do
+    used[first + offset - 1] = values[offset]
+  end
+end
+for i = 1, #KEYS do
+  if tonumber(used[i] or 0) + tonumber(ARGV[3 * i - 2]) > tonumber(ARGV[3 * i - 1]) then
     return i
   end
 end
-for i, key in ipairs(KEYS) do
-  redis.call('INCRBY', key, tonumber(ARGV[3 * i - 2]))
-  redis.call('EXPIREAT', key, tonumber(ARGV[3 * i]))
+for i = 1, #KEYS do
+  if used[i] then
+    redis.call('INCRBY', KEYS[i], ARGV[3 * i - 2])
+  else
+    redis.call('SET', KEYS[i], ARGV[3 * i - 2], 'EXAT', ARGV[3 * i])
+  end
 end
 return 0
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata, utcnow
@@ -83,8 +83,18 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+def _only_where(condition: str) -> dict[str, Any]:
+    """A partial index: rows outside ``condition`` (most of them, when they are inserted) cost it nothing."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
 class Message(Base):
-    """One SMS to one mobile. Its ``status`` is the outbox: dispatch only moves it forward."""
+    """One SMS to one mobile. Its ``status`` is the outbox: dispatch only moves it forward.
+
+    The busiest table takes no foreign keys: their checks cost half of a 1,000-row batch INSERT, and the
+    rows they would guard are never deleted (tenants stay, templates are only marked deleted) and are
+    checked by the send that stores the messages (the batch row in the same transaction).
+    """
 
     __tablename__ = "messages"
     __table_args__ = (
@@ -92,15 +102,26 @@ class Message(Base):
         Index("ix_messages_tenant_id_mobile_created_at", "tenant_id", "mobile", "created_at"),
         Index("ix_messages_status_updated_at", "status", "updated_at"),
         Index("ix_messages_tenant_id_template_id_status", "tenant_id", "template_id", "status"),
-        Index("ix_messages_provider_biz_id", "provider", "biz_id"),
-        Index("ix_messages_callback_status_callback_next_at", "callback_status", "callback_next_at"),
-        Index("ix_messages_batch_id", "batch_id"),
+        Index("ix_messages_provider_biz_id", "provider", "biz_id", **_only_where("biz_id IS NOT NULL")),
+        Index(
+            "ix_messages_callback_status_callback_next_at",
+            "callback_status",
+            "callback_next_at",
+            **_only_where("callback_status = 'pending'"),
+        ),
+        Index(
+            "ix_messages_batch_id_created_at",
+            "batch_id",
+            "created_at",
+            "id",
+            **_only_where("batch_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"))
-    template_id: Mapped[str] = mapped_column(String(40), ForeignKey("templates.id"))
-    batch_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("batches.id"), nullable=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    template_id: Mapped[str] = mapped_column(String(40))
+    batch_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     mobile: Mapped[str] = mapped_column(String(11))
     variables: Mapped[dict[str, Any]] = mapped_column(JSON)
     callback_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)

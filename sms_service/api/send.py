@@ -48,9 +48,63 @@ class BatchItemSchema(ma.Schema):
     variables = VARIABLES
 
 
+class BatchItems(ma.fields.List):
+    """A list of :class:`BatchItemSchema` objects, checked without loading a nested schema per item.
+
+    marshmallow's nested load cost a 1,000-item batch more CPU than storing its messages. This gives the
+    same data and the same errors (a test compares them) and the docs still show the item schema.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(ma.fields.Nested(BatchItemSchema), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not ma.utils.is_collection(value):
+            raise self.make_error("invalid")
+        fields = self.inner.schema.fields
+        mobile_field, variables_field = fields["mobile"], fields["variables"]
+        items, errors = [], {}
+        for index, item in enumerate(value):
+            if item is None:
+                errors[index] = [self.inner.error_messages["null"]]
+                continue
+            if not isinstance(item, dict):
+                errors[index] = {"_schema": [self.inner.schema.error_messages["type"]]}
+                items.append({})
+                continue
+            loaded, problems = {}, {}
+            mobile = item.get("mobile", ma.missing)
+            if mobile is ma.missing:
+                problems["mobile"] = [mobile_field.error_messages["required"]]
+            elif mobile is None:
+                problems["mobile"] = [mobile_field.error_messages["null"]]
+            elif not isinstance(mobile, str):
+                problems["mobile"] = [mobile_field.error_messages["invalid"]]
+            else:
+                loaded["mobile"] = mobile
+            variables = item.get("variables", ma.missing)
+            if variables is ma.missing:
+                loaded["variables"] = {}
+            elif variables is None:
+                problems["variables"] = [variables_field.error_messages["null"]]
+            elif not isinstance(variables, dict):
+                problems["variables"] = [variables_field.error_messages["invalid"]]
+            else:
+                loaded["variables"] = variables
+            for name in item:
+                if name not in fields:
+                    problems[name] = [self.inner.schema.error_messages["unknown"]]
+            if problems:
+                errors[index] = problems
+            items.append(loaded)
+        if errors:
+            raise ma.ValidationError(errors, valid_data=items)
+        return items
+
+
 class BatchSendArgsSchema(ma.Schema):
     template_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=40))
-    items = ma.fields.List(ma.fields.Nested(BatchItemSchema), required=True)
+    items = BatchItems(required=True)
     callback_url = CALLBACK_URL
 
 

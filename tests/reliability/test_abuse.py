@@ -567,3 +567,37 @@ def test_payment_tenant_a_cannot_read_or_change_tenant_b_ids(
         == []
     )
     assert payment_client.get(f"/api/v1/payment/orders/{transaction_b}", headers=as_b).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # The body is looked at for escapes before its strings are: other ways of writing NUL or a
+        # surrogate must not parse. A lone surrogate as raw bytes:
+        '{"name": "\ud800", "content": "x${code}", "sign_name": "s", "provider_codes": {}}'.encode(
+            "utf-8", "surrogatepass"
+        ),
+        # UTF-16 (json.loads would take it), the escape not in ASCII bytes:
+        '{"name": "a\\u0000b", "content": "x${code}", "sign_name": "s", "provider_codes": {}}'.encode(
+            "utf-16"
+        ),
+        # And the odd text that merely looks like an escape is stored, not refused.
+        None,
+    ],
+)
+def test_unstorable_text_is_found_however_the_body_encodes_it(raw, sms_client, sms_pair):
+    sms_key = sms_pair["a"][1]
+    if raw is None:
+        body = json.dumps({"name": "\\u0000", "content": "x${code}", "sign_name": "s", "provider_codes": {}})
+        response = sms_client.post(
+            "/api/v1/sms/templates",
+            data=body,
+            headers={"X-Api-Key": sms_key},
+            content_type="application/json",
+        )
+        assert response.status_code == 200 and response.get_json()["data"]["name"] == "\\u0000"
+        return
+    response = sms_client.post(
+        "/api/v1/sms/templates", data=raw, headers={"X-Api-Key": sms_key}, content_type="application/json"
+    )
+    assert_envelope(response, 400)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -164,3 +165,34 @@ def test_redis_counters_are_given_back_when_storing_fails(committed_app, publish
         sending.send(db.session, tenant_id, template_id, ["13800138000"], VARIABLES)
         with pytest.raises(TooManyRequestsError):
             sending.send(db.session, tenant_id, template_id, ["13900139000"], VARIABLES)
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
+def test_redis_counters_of_a_large_batch_count_all_or_none_and_expire_with_their_window():
+    import redis
+
+    store = limits.RedisCounters(REDIS_URL)
+    tenant = Tenant(daily_quota=5000, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
+    tenant_id = f"TNT_batch_{time.time_ns()}"
+    now = datetime.now(UTC)
+    mobiles = [f"139{n:08d}" for n in range(1500)]  # 4,501 counters: more than one MGET slice
+    counters = limits.plan_counters(tenant, mobiles, now)
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert store.consume(None, tenant_id, counters) is None
+        quota = next(counter for counter in counters if counter.kind == "daily_quota")
+        assert int(client.get(store._key(tenant_id, quota))) == 1500
+        for counter in (quota, counters[0], counters[-2]):
+            # Kept for a day past the window's end (the 429's Retry-After needs no key after it).
+            assert client.expiretime(store._key(tenant_id, counter)) == counter.ends_at + limits.DAY_SECONDS
+
+        # The last mobile of a second batch is over its per-minute limit: nothing of that batch counts.
+        again = limits.plan_counters(tenant, [*(f"138{n:08d}" for n in range(10)), mobiles[-1]], now)
+        refused = store.consume(None, tenant_id, again)
+        assert refused is not None and refused.kind == "mobile_per_minute" and refused.mobile == mobiles[-1]
+        assert int(client.get(store._key(tenant_id, quota))) == 1500
+        assert client.get(store._key(tenant_id, again[0])) is None
+    finally:
+        keys = client.keys(f"sms:limits:{{{tenant_id}}}:*")
+        if keys:
+            client.delete(*keys)
