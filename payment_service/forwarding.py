@@ -14,11 +14,11 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from payment_service.metrics import FORWARD_ATTEMPTS
@@ -38,15 +38,31 @@ USER_AGENT = "laundry-payment-service/1.0 (payment.result)"
 EARLY_SLACK = timedelta(seconds=1)
 
 
-def schedule_forward(session: Session, order: PaymentOrder) -> OrderForward | None:
+_INSERT_FORWARD = insert(OrderForward.__table__)
+
+
+class PaidOrder(Protocol):
+    id: str
+    notify_url: str | None
+
+
+def schedule_forward(session: Session, order: PaidOrder) -> bool:
     """Owe the order's result to its notify_url; called in the transaction that marks it paid."""
     if not order.notify_url:
-        return None
-    forward = OrderForward(order_id=order.id, url=order.notify_url, status="pending", attempts=0)
-    forward.next_attempt_at = utcnow()
-    session.add(forward)
-    session.flush()
-    return forward
+        return False
+    now = utcnow()
+    session.connection().execute(
+        _INSERT_FORWARD,
+        {
+            "order_id": order.id,
+            "url": order.notify_url,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
+    )
+    return True
 
 
 def forward_payload(order: PaymentOrder) -> dict[str, Any]:

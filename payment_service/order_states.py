@@ -11,8 +11,9 @@ import logging
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from payment_service.dispatch import publish_forward, publish_profit_sharing
 from payment_service.forwarding import schedule_forward
@@ -29,34 +30,61 @@ logger = logging.getLogger(__name__)
 PAYABLE_STATUSES = ("pending", "closed", "failed")
 
 
+_orders = PaymentOrder.__table__
+# Built once: the transition runs for every first delivery of a paid notification.
+# channel_transaction_id, paid_at and updated_at are SET from the parameters of the call.
+_MARK_PAID = (
+    update(_orders)
+    .where(_orders.c.id == bindparam("order_id"), _orders.c.status.in_(PAYABLE_STATUSES))
+    .values(status="paid")
+    .returning(
+        _orders.c.id,
+        _orders.c.channel,
+        _orders.c.amount_fen,
+        _orders.c.notify_url,
+        _orders.c.sharing_plan,
+    )
+)
+
+
 def mark_paid(
     session: Session, order_id: str, channel_transaction_id: str | None, paid_at: datetime | None
 ) -> bool:
     """Move the order to paid; True only for the one caller that did, which alone schedules the follow-ups."""
     now = utcnow()
     with atomic(session):
-        moved = session.execute(
-            update(PaymentOrder)
-            .where(PaymentOrder.id == order_id, PaymentOrder.status.in_(PAYABLE_STATUSES))
-            .values(
-                status="paid",
-                channel_transaction_id=channel_transaction_id,
-                paid_at=paid_at or now,
-                updated_at=now,
+        order = (
+            session.connection()
+            .execute(
+                _MARK_PAID,
+                {
+                    "order_id": order_id,
+                    "channel_transaction_id": channel_transaction_id,
+                    "paid_at": paid_at or now,
+                    "updated_at": now,
+                },
             )
-        ).rowcount
-        if moved != 1:
+            .first()
+        )
+        if order is None:
             return False
-        order = session.get(PaymentOrder, order_id, populate_existing=True)
+        _expire_loaded(session, order_id)
         count_order("paid", order.channel)
         forward = schedule_forward(session, order)
         sharing = schedule_profit_sharing(session, order)
     logger.info("order %s paid (upstream %s)", order_id, channel_transaction_id)
-    if forward is not None:
+    if forward:
         publish_forward(order_id)
     if sharing is not None:
         publish_profit_sharing(order_id, countdown=current_app.config["PROFIT_SHARING_DELAY_SECONDS"])
     return True
+
+
+def _expire_loaded(session: Session, order_id: str) -> None:
+    """The UPDATE went around the ORM: an order this session already holds is read again when next used."""
+    loaded = session.identity_map.get(identity_key(PaymentOrder, order_id))
+    if loaded is not None:
+        session.expire(loaded)
 
 
 def mark_closed(session: Session, order_id: str) -> bool:

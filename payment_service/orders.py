@@ -16,14 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from payment_service.bindings import get_binding_for_order
 from payment_service.channels import ChannelError, OrderRequest
-from payment_service.configs import load_credentials
-from payment_service.merchant_channels import channel_for, notify_url_for
+from payment_service.merchant_channels import ConfigRow, channel_for, credentials_for, notify_url_for
 from payment_service.metrics import count_order
 from payment_service.models import (
     OrderForward,
@@ -43,6 +43,16 @@ from shared.webhook_urls import UrlRefused, check_public_url
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "支付订单不存在"
+_orders = PaymentOrder.__table__
+# Built once: every order is inserted, then given its pay parameters, with these.
+_INSERT_ORDER = insert(_orders)
+# pay_params, channel_order_ref, upstream_error and updated_at are SET from the parameters of the call.
+_SAVE_CREATED = (
+    update(_orders)
+    .where(_orders.c.id == bindparam("order_id"))
+    # A retry that got through revives an order failed by an answer we could not trust; paid stays paid.
+    .values(status=case((_orders.c.status == "failed", "pending"), else_=_orders.c.status))
+)
 UNTRUSTED_ANSWERS = ("BAD_SIGNATURE", "BAD_RESPONSE")
 
 
@@ -87,37 +97,38 @@ def place_order(session: Session, tenant_id: str, request: NewOrder) -> PaymentO
         if existing is not None:
             return _repeat(session, existing, request, amount_fen)
     config = get_binding_for_order(session, tenant_id, request.site_id, request.channel).config
-    credentials = load_credentials(config)
     now = utcnow()
-    order = PaymentOrder(
-        id=new_id("TXN", now),
-        tenant_id=tenant_id,
-        site_id=request.site_id,
-        channel=request.channel,
-        mode=config.mode,
-        config_id=config.id,
-        out_order_no=request.out_order_no,
-        amount_fen=amount_fen,
-        description=request.description,
-        payer_id=request.payer_id,
-        notify_url=request.notify_url,
-        status="pending",
-        sharing_plan=sharing_plan(config.mode, credentials, amount_fen),
-        created_at=now,
-        updated_at=now,
-        expire_at=now + timedelta(minutes=current_app.config["ORDER_EXPIRE_MINUTES"]),
-    )
+    values = {
+        "id": new_id("TXN", now),
+        "tenant_id": tenant_id,
+        "site_id": request.site_id,
+        "channel": request.channel,
+        "mode": config.mode,
+        "config_id": config.id,
+        "out_order_no": request.out_order_no,
+        "amount_fen": amount_fen,
+        "description": request.description,
+        "payer_id": request.payer_id,
+        "notify_url": request.notify_url,
+        "status": "pending",
+        "sharing_plan": sharing_plan(config.mode, credentials_for(config), amount_fen),
+        "created_at": now,
+        "updated_at": now,
+        "expire_at": now + timedelta(minutes=current_app.config["ORDER_EXPIRE_MINUTES"]),
+    }
     try:
         with atomic(session):
-            session.add(order)
+            session.connection().execute(_INSERT_ORDER, values)
     except IntegrityError:
         # Another request with the same out_order_no won the insert: answer as its repeat.
         existing = _find_by_out_order_no(session, tenant_id, request.out_order_no or "")
         if existing is None:
             raise
         return _repeat(session, existing, request, amount_fen)
-    count_order("pending", order.channel)
-    return _ask_upstream(session, order, config)
+    count_order("pending", request.channel)
+    # Not added to the session: the row is written, this object only carries it to the upstream call
+    # and the answer.
+    return _ask_upstream(session, PaymentOrder(**values), config)
 
 
 def get_order(session: Session, tenant_id: str, transaction_id: str) -> PaymentOrder:
@@ -236,7 +247,7 @@ def amount_fen_to_text(amount_fen: int) -> str:
     return f"{amount_fen // FEN_PER_YUAN}.{amount_fen % FEN_PER_YUAN:02d}"
 
 
-def _ask_upstream(session: Session, order: PaymentOrder, config: PaymentConfig) -> PaymentOrder:
+def _ask_upstream(session: Session, order: PaymentOrder, config: ConfigRow) -> PaymentOrder:
     """Create the order upstream and store its pay parameters; on failure record why and answer 502."""
     try:
         channel = channel_for(config)
@@ -261,25 +272,44 @@ def _ask_upstream(session: Session, order: PaymentOrder, config: PaymentConfig) 
         details = {"upstream_code": "CONFIG_UNUSABLE", "upstream_message": str(exc), "http_status": None}
         _record_failure(session, order, details, permanent=True)
         raise BadRequestError(f"支付配置无法使用: {exc}", {"transaction_id": order.id}) from None
+    changes = {
+        "pay_params": created.pay_params,
+        "channel_order_ref": created.channel_order_ref,
+        "upstream_error": None,
+        "updated_at": utcnow(),
+    }
     with atomic(session):
-        order.pay_params = created.pay_params
-        order.channel_order_ref = created.channel_order_ref
-        order.upstream_error = None
-        if order.status == "failed":
-            order.status = "pending"
-        order.updated_at = utcnow()
+        session.connection().execute(_SAVE_CREATED, {"order_id": order.id, **changes})
+    if order.status == "failed":
+        changes["status"] = "pending"
+    _show(order, changes)
     return order
 
 
 def _record_failure(session: Session, order: PaymentOrder, details: dict[str, Any], permanent: bool) -> None:
     """A refusal the upstream means (4xx) fails the order; a timeout or 5xx leaves it pending, since the
     upstream may have created it (reconciliation asks, a repeat of the out_order_no retries)."""
+    changes: dict[str, Any] = {"upstream_error": details, "updated_at": utcnow()}
     with atomic(session):
-        order.upstream_error = details
-        if permanent and order.status == "pending":
-            order.status = "failed"
-            count_order("failed", order.channel)
-        order.updated_at = utcnow()
+        connection = session.connection()
+        connection.execute(update(_orders).where(_orders.c.id == order.id).values(**changes))
+        if permanent:
+            failed = connection.execute(
+                update(_orders)
+                .where(_orders.c.id == order.id, _orders.c.status == "pending")
+                .values(status="failed")
+            )
+            if failed.rowcount == 1:
+                changes["status"] = "failed"
+                count_order("failed", order.channel)
+    _show(order, changes)
+
+
+def _show(order: PaymentOrder, changes: dict[str, Any]) -> None:
+    """Written with Core: let the object say what the row now says, without giving the session anything
+    to write again."""
+    for name, value in changes.items():
+        set_committed_value(order, name, value)
 
 
 def _refused(exc: ChannelError) -> bool:

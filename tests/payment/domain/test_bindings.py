@@ -24,7 +24,7 @@ def test_order_routing_finds_the_sites_binding_for_the_channel(payment_db, actor
     bindings.bind_site(payment_db, actor, "SITE_001", wechat.id)
     bound = bindings.bind_site(payment_db, actor, "SITE_001", alipay.id)
     found = bindings.get_binding_for_order(payment_db, actor.tenant_id, "SITE_001", "alipay")
-    assert (found.binding.id, found.config.id) == (bound.binding.id, alipay.id)
+    assert (found.binding_id, found.config.id) == (bound.binding.id, alipay.id)
     assert (
         bindings.get_binding_for_order(payment_db, actor.tenant_id, "SITE_001", "wechat").config.id
         == wechat.id
