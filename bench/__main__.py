@@ -95,7 +95,8 @@ def render(results: list[dict], smoke: bool) -> str:
             lines.append(
                 f"| {result['name']} | {measure} | {service} | {floor} | {ratio_text} | {target} | |"
             )
-        lines[-1] = lines[-1][: -len("| |")] + ("| yes |" if result["ok"] else "| **no** |")
+        verdict = "yes" if result["ok"] else "**no**"
+        lines.append(f"| {result['name']} | **every target above** | | | | | {verdict} |")
     for result in results:
         if result.get("notes"):
             lines += ["", f"{result['name']}:", "", *result["notes"]]
