@@ -23,7 +23,7 @@ from payment_service.history import record_change
 from payment_service.models import PaymentConfig, SiteBinding
 from payment_service.transactions import atomic
 from shared.auth import Principal
-from shared.db import isoformat, utcnow
+from shared.db import isoformat, read_alone, utcnow
 from shared.envelope import BadRequestError, ConflictError, NotFoundError
 from shared.ids import new_id
 
@@ -147,11 +147,8 @@ def get_binding_for_order(session: Session, tenant_id: str, site_id: str, channe
     if channel not in CHANNELS:
         raise BadRequestError("不支持的支付渠道: 只支持 wechat 或 alipay")
     check_site_id(site_id)
-    row = (
-        session.connection()
-        .execute(_ROUTE, {"tenant_id": tenant_id, "site_id": site_id, "channel": channel})
-        .first()
-    )
+    rows = read_alone(session, _ROUTE, {"tenant_id": tenant_id, "site_id": site_id, "channel": channel})
+    row = rows[0] if rows else None
     if row is None:
         raise BadRequestError(f"该网点暂不支持{CHANNEL_NAMES[channel]}")
     if row.status != "enabled":

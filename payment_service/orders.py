@@ -35,7 +35,7 @@ from payment_service.models import (
 from payment_service.order_views import FEN_PER_YUAN, order_view
 from payment_service.profit_sharing import sharing_plan
 from payment_service.transactions import atomic
-from shared.db import fetch_page, utcnow
+from shared.db import execute_alone, fetch_page, utcnow
 from shared.envelope import BadRequestError, ConflictError, NotFoundError, UpstreamError
 from shared.ids import new_id
 from shared.webhook_urls import UrlRefused, check_public_url
@@ -117,9 +117,9 @@ def place_order(session: Session, tenant_id: str, request: NewOrder) -> PaymentO
         "expire_at": now + timedelta(minutes=current_app.config["ORDER_EXPIRE_MINUTES"]),
     }
     try:
-        with atomic(session):
-            session.connection().execute(_INSERT_ORDER, values)
+        execute_alone(session, _INSERT_ORDER, values)
     except IntegrityError:
+        session.rollback()
         # Another request with the same out_order_no won the insert: answer as its repeat.
         existing = _find_by_out_order_no(session, tenant_id, request.out_order_no or "")
         if existing is None:
@@ -278,8 +278,7 @@ def _ask_upstream(session: Session, order: PaymentOrder, config: ConfigRow) -> P
         "upstream_error": None,
         "updated_at": utcnow(),
     }
-    with atomic(session):
-        session.connection().execute(_SAVE_CREATED, {"order_id": order.id, **changes})
+    execute_alone(session, _SAVE_CREATED, {"order_id": order.id, **changes})
     if order.status == "failed":
         changes["status"] = "pending"
     _show(order, changes)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import DateTime, MetaData, create_engine, event, func, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine, Row, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -145,6 +145,46 @@ def ping_after_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:  # the pool replaces the connection and tries again
             raise DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+
+
+def execute_alone(session: Session, statement, parameters=None) -> list[Row]:
+    """Execute one statement as a transaction of its own, committed; returns its rows (if it returns any).
+
+    A transaction through psycopg2 costs a ``BEGIN`` and a ``COMMIT`` round trip besides its statements. A
+    single statement is atomic by itself, so it runs on a pooled connection in autocommit mode: one round
+    trip. When the session has already begun a transaction, or is bound to a connection rather than an
+    engine (the tests bind it to an outer transaction they roll back), the statement runs in the session's
+    transaction, which is then committed.
+    """
+    engine = _engine_outside(session)
+    if engine is None:
+        result = session.execute(statement, parameters)
+        rows = result.all() if result.returns_rows else []
+        session.commit()
+        return rows
+    with engine.connect() as connection:
+        result = connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, parameters)
+        return result.all() if result.returns_rows else []
+
+
+def read_alone(session: Session, statement, parameters=None) -> list[Row]:
+    """The rows of one query: in autocommit mode like :func:`execute_alone` (no ``BEGIN``, no transaction
+    left open) when the session has begun nothing, else in the session's transaction (nothing committed)."""
+    engine = _engine_outside(session)
+    if engine is None:
+        return session.execute(statement, parameters).all()
+    with engine.connect() as connection:
+        return connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, parameters).all()
+
+
+def _engine_outside(session: Session) -> Engine | None:
+    """The engine to run a statement on outside the session, when nothing ties it to the session's."""
+    if isinstance(session, scoped_session):
+        session = session()
+    bind = session.get_bind()
+    if session.in_transaction() or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        return None
+    return bind
 
 
 def fetch_page(session: Session, model, conditions, page: int, size: int, order_by=None) -> tuple[list, int]:

@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.db import utcnow
+from shared.db import execute_alone, utcnow
 from shared.envelope import BadRequestError
 from shared.ids import new_id
 from shared.webhook_urls import UrlRefused, check_public_url
@@ -163,29 +163,30 @@ def _accept(
     endpoint, key = idempotency_scope
     if not in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
         raise limit_exceeded(hit, now)
+    # Core inserts on the tables: the ORM's bulk path costs more CPU than the round trip itself.
     try:
-        if key:
-            idempotency.remember_answer(session, profile.tenant_id, endpoint, key, answer)
-        # Core inserts on the tables: the ORM's bulk path costs more CPU than the round trip itself.
-        if batch_id:
-            session.execute(
-                insert(Batch.__table__),
-                dict(
-                    id=batch_id,
-                    tenant_id=profile.tenant_id,
-                    template_id=profile.template_id,
-                    total=len(ids),
-                    created_at=now,
-                ),
-            )
-        session.execute(
-            insert(Message.__table__),
-            _message_rows(profile, recipients, ids, callback_url, batch_id, now),
-        )
-        if in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
-            session.rollback()
-            raise limit_exceeded(hit, now)
-        session.commit()
+        rows = _message_rows(profile, recipients, ids, callback_url, batch_id, now)
+        if key or batch_id or in_database:
+            if key:
+                idempotency.remember_answer(session, profile.tenant_id, endpoint, key, answer)
+            if batch_id:
+                session.execute(
+                    insert(Batch.__table__),
+                    dict(
+                        id=batch_id,
+                        tenant_id=profile.tenant_id,
+                        template_id=profile.template_id,
+                        total=len(ids),
+                        created_at=now,
+                    ),
+                )
+            session.execute(insert(Message.__table__), rows)
+            if in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
+                session.rollback()
+                raise limit_exceeded(hit, now)
+            session.commit()
+        else:  # a plain send is one INSERT, atomic by itself: no BEGIN … COMMIT round trips
+            execute_alone(session, insert(Message.__table__), rows)
     except IntegrityError:
         session.rollback()
         if not in_database:

@@ -1,11 +1,14 @@
-"""The pool pings a connection that sat idle, so a database restart costs no request an error."""
+"""The pool pings a connection that sat idle; a statement alone runs without BEGIN … COMMIT."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from shared.db import make_engine
+from shared.db import execute_alone, make_engine
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (TEST_POSTGRES_URL)")
@@ -46,3 +49,44 @@ def test_a_connection_in_steady_use_is_not_pinged(monkeypatch):
             assert connection.execute(sa.text("SELECT 1")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def scratch_table():
+    engine = make_engine(POSTGRES_URL, pool_size=2)
+    name = f"scratch_execute_alone_{os.getpid()}"
+    table = sa.Table(name, sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    table.create(engine)
+    try:
+        yield engine, table
+    finally:
+        table.drop(engine)
+        engine.dispose()
+
+
+def test_a_statement_alone_runs_outside_any_transaction_and_is_committed(scratch_table):
+    engine, table = scratch_table
+    session = Session(engine)
+    rows = execute_alone(session, sa.insert(table).values(id=1).returning(table.c.id))
+    assert [row.id for row in rows] == [1]
+    # Only a connection outside a transaction block can VACUUM: the proof that no BEGIN was sent.
+    execute_alone(session, sa.text(f"VACUUM {table.name}"))
+    with engine.connect() as other:
+        assert other.execute(sa.select(table.c.id)).scalars().all() == [1]
+    assert not session.in_transaction()
+
+
+def test_in_a_session_that_began_the_statement_joins_its_transaction(scratch_table):
+    engine, table = scratch_table
+    session = Session(engine)
+    session.execute(sa.insert(table).values(id=1))  # begun: this must commit together with the next one
+    execute_alone(session, sa.insert(table).values(id=2))
+    assert not session.in_transaction()
+    with engine.connect() as other:
+        assert sorted(other.execute(sa.select(table.c.id)).scalars()) == [1, 2]
+    session.execute(sa.insert(table).values(id=3))
+    with pytest.raises(sa.exc.IntegrityError):  # a failing statement leaves the session to roll back
+        execute_alone(session, sa.insert(table).values(id=1))
+    session.rollback()
+    with engine.connect() as other:
+        assert sorted(other.execute(sa.select(table.c.id)).scalars()) == [1, 2]
