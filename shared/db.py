@@ -181,7 +181,7 @@ def _engine_outside(session: Session) -> Engine | None:
     """The engine to run a statement on outside the session, when nothing ties it to the session's."""
     if isinstance(session, scoped_session):
         session = session()
-    bind = session.get_bind()
+    bind = session.bind or session.get_bind()
     if session.in_transaction() or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
         return None
     return bind

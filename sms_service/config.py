@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "TENCENT_REGION": "",
     "TENCENT_ENDPOINT": "",
     # Dispatch. Accepted messages are published together with other requests' within the linger (0: at once).
-    "PUBLISH_LINGER_MS": 10,
+    "PUBLISH_LINGER_MS": 25,
     "DISPATCH_BATCH_SIZE": 100,
     "DISPATCH_MAX_ATTEMPTS": 8,
     # Periodic work (celery beat): re-publish stuck rows, poll receipts, re-drive callbacks.
