@@ -142,7 +142,7 @@ class PaymentOrder(Base):
     channel_order_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
     channel_transaction_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     upstream_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    sharing_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    sharing_plan: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expire_at: Mapped[datetime] = mapped_column(UTCDateTime())

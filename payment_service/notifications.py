@@ -21,13 +21,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import and_, bindparam, select
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from payment_service.channels import NotificationRejected, PaidNotice, notification_key_id
 from payment_service.merchant_channels import channel_for, last_built
 from payment_service.models import PaymentConfig, PaymentOrder
 from payment_service.order_states import mark_paid
+from shared.db import read_alone
 
 logger = logging.getLogger(__name__)
 
@@ -78,30 +79,29 @@ def receive_wechat(
     session: Session, headers: Mapping[str, str], body: bytes, config_id: str | None = None
 ) -> PaidNotice:
     """Handle a WeChat Pay notification as received (raw body bytes)."""
-    connection = session.connection()
     if config_id is not None:
-        return _settle(session, *_verify_for_config(connection, config_id, WECHAT_MODES, headers, body))
+        return _settle(session, *_verify_for_config(session, config_id, WECHAT_MODES, headers, body))
     key_id = notification_key_id(headers)
-    candidates = connection.execute(_CONFIGS_BY_WECHAT_KEY, {"key_id": key_id}).all() if key_id else []
+    candidates = read_alone(session, _CONFIGS_BY_WECHAT_KEY, {"key_id": key_id}) if key_id else []
     config, notice = _verify(candidates, headers, body)
-    return _settle(session, config, notice, _order_of(connection, notice))
+    return _settle(session, config, notice, _order_of(session, notice))
 
 
 def receive_alipay(
     session: Session, headers: Mapping[str, str], body: bytes, config_id: str | None = None
 ) -> PaidNotice:
     """Handle an Alipay notification as received (the raw form body)."""
-    connection = session.connection()
     if config_id is None:
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        config_id = connection.scalar(_ORDER_CONFIG, {"order_id": form.get("out_trade_no") or ""})
+        config_id = _first(session, _ORDER_CONFIG, {"order_id": form.get("out_trade_no") or ""})
+        config_id = config_id.config_id if config_id is not None else None
         if config_id is None:
             raise NotificationRejected("no payment config can verify it")
-    return _settle(session, *_verify_for_config(connection, config_id, ALIPAY_MODES, headers, body))
+    return _settle(session, *_verify_for_config(session, config_id, ALIPAY_MODES, headers, body))
 
 
 def _verify_for_config(
-    connection: Connection, config_id: str, modes: tuple[str, ...], headers: Mapping[str, str], body: bytes
+    session: Session, config_id: str, modes: tuple[str, ...], headers: Mapping[str, str], body: bytes
 ) -> tuple[Row, PaidNotice, Row | None]:
     """Verify with the config ``config_id`` as it is now; returns its row, the notice and its order row."""
     cached = last_built(config_id)
@@ -111,16 +111,16 @@ def _verify_for_config(
         except (NotificationRejected, ValueError):
             guess = None
         if guess is not None:
-            row = connection.execute(
-                _CONFIG_WITH_ORDER, {"config_id": config_id, "order_id": guess.out_trade_no}
-            ).first()
+            row = _first(
+                session, _CONFIG_WITH_ORDER, {"config_id": config_id, "order_id": guess.out_trade_no}
+            )
             if row is not None and row.mode in modes and cached.matches(row):
                 return row, guess, row if row.order_id is not None else None
     # No client yet, or it refused, or its config changed since: verify with the row as it is now.
-    config = connection.execute(_CONFIG_BY_ID, {"config_id": config_id}).first()
+    config = _first(session, _CONFIG_BY_ID, {"config_id": config_id})
     candidates = [config] if config is not None and config.mode in modes else []
     config, notice = _verify(candidates, headers, body)
-    return config, notice, _order_of(connection, notice)
+    return config, notice, _order_of(session, notice)
 
 
 def _verify(candidates: Sequence[Row], headers: Mapping[str, str], body: bytes) -> tuple[Row, PaidNotice]:
@@ -136,8 +136,14 @@ def _verify(candidates: Sequence[Row], headers: Mapping[str, str], body: bytes) 
     raise NotificationRejected("; ".join(reasons) or "no payment config can verify it")
 
 
-def _order_of(connection: Connection, notice: PaidNotice) -> Row | None:
-    return connection.execute(_ORDER_BY_ID, {"order_id": notice.out_trade_no}).first()
+def _order_of(session: Session, notice: PaidNotice) -> Row | None:
+    return _first(session, _ORDER_BY_ID, {"order_id": notice.out_trade_no})
+
+
+def _first(session: Session, statement, parameters: dict[str, Any]) -> Row | None:
+    """Reads outside a transaction (autocommit): the paid transition that follows is one statement too."""
+    rows = read_alone(session, statement, parameters)
+    return rows[0] if rows else None
 
 
 def _settle(session: Session, config: Any, notice: PaidNotice, order: Row | None) -> PaidNotice:

@@ -11,17 +11,17 @@ import logging
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from payment_service.dispatch import publish_forward, publish_profit_sharing
 from payment_service.forwarding import schedule_forward
 from payment_service.metrics import count_order
-from payment_service.models import PaymentOrder
+from payment_service.models import OrderForward, PaymentOrder
 from payment_service.profit_sharing import schedule_profit_sharing
 from payment_service.transactions import atomic
-from shared.db import utcnow
+from shared.db import execute_alone, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -47,31 +47,73 @@ _MARK_PAID = (
 )
 
 
+# An order that owes no profit sharing (most of them) moves to paid and gets its forward row in one
+# statement: atomic by itself, so it runs without BEGIN … COMMIT (PostgreSQL's data-modifying WITH).
+_paid = (
+    update(_orders)
+    .where(
+        _orders.c.id == bindparam("order_id"),
+        _orders.c.status.in_(PAYABLE_STATUSES),
+        _orders.c.sharing_plan.is_(None),
+    )
+    .values(
+        status="paid",
+        channel_transaction_id=bindparam("channel_transaction_id"),
+        paid_at=bindparam("paid_at", type_=_orders.c.paid_at.type),
+        updated_at=bindparam("updated_at", type_=_orders.c.updated_at.type),
+    )
+    .returning(_orders.c.id, _orders.c.channel, _orders.c.notify_url)
+    .cte("paid")
+)
+_forwards = OrderForward.__table__
+_forward = (
+    insert(_forwards)
+    .from_select(
+        ["order_id", "url", "status", "attempts", "next_attempt_at", "created_at"],
+        select(
+            _paid.c.id,
+            _paid.c.notify_url,
+            literal("pending"),
+            literal(0),
+            bindparam("updated_at", type_=_forwards.c.created_at.type),
+            bindparam("updated_at", type_=_forwards.c.created_at.type),
+        ).where(_paid.c.notify_url.is_not(None)),
+    )
+    .returning(_forwards.c.order_id)
+    .cte("forward")
+)
+_MARK_PAID_WITH_FORWARD = select(
+    _paid.c.id,
+    _paid.c.channel,
+    select(func.count()).select_from(_forward).scalar_subquery().label("forwards"),
+)
+
+
 def mark_paid(
     session: Session, order_id: str, channel_transaction_id: str | None, paid_at: datetime | None
 ) -> bool:
     """Move the order to paid; True only for the one caller that did, which alone schedules the follow-ups."""
     now = utcnow()
-    with atomic(session):
-        order = (
-            session.connection()
-            .execute(
-                _MARK_PAID,
-                {
-                    "order_id": order_id,
-                    "channel_transaction_id": channel_transaction_id,
-                    "paid_at": paid_at or now,
-                    "updated_at": now,
-                },
-            )
-            .first()
-        )
-        if order is None:
-            return False
-        _expire_loaded(session, order_id)
-        count_order("paid", order.channel)
-        forward = schedule_forward(session, order)
-        sharing = schedule_profit_sharing(session, order)
+    parameters = {
+        "order_id": order_id,
+        "channel_transaction_id": channel_transaction_id,
+        "paid_at": paid_at or now,
+        "updated_at": now,
+    }
+    sharing = None
+    paid = None
+    if session.get_bind().dialect.name == "postgresql":
+        paid = next(iter(execute_alone(session, _MARK_PAID_WITH_FORWARD, parameters)), None)
+        forward = paid is not None and paid.forwards > 0
+    if paid is None:  # owes profit sharing, is not payable, or no data-modifying WITH here
+        with atomic(session):
+            paid = session.connection().execute(_MARK_PAID, parameters).first()
+            if paid is None:
+                return False
+            forward = schedule_forward(session, paid)
+            sharing = schedule_profit_sharing(session, paid)
+    _expire_loaded(session, order_id)
+    count_order("paid", paid.channel)
     logger.info("order %s paid (upstream %s)", order_id, channel_transaction_id)
     if forward:
         publish_forward(order_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,15 +108,36 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "application_name": os.environ.get("APP_NAME", "laundry")},
-    )
+    settings = {
+        "pool_recycle": 1800,
+        "connect_args": {"connect_timeout": 5, "application_name": os.environ.get("APP_NAME", "laundry")},
+    }
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, **settings)
     ping_after_idle(engine)
+    # For statements that run alone: connections kept in autocommit mode, so a checkout switches nothing
+    # and a checkin has no transaction to roll back (switching cost more CPU than the statement).
+    alone = create_engine(
+        url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=max(1, pool_size // 2),
+        max_overflow=pool_size,
+        pool_reset_on_return=None,
+        **settings,
+    )
+    ping_after_idle(alone)
+    _AUTOCOMMIT_TWINS[engine] = alone
     return engine
+
+
+_AUTOCOMMIT_TWINS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def dispose_engine(engine: Engine) -> None:
+    """Close the pooled connections of ``engine`` and of its autocommit twin."""
+    engine.dispose()
+    twin = _AUTOCOMMIT_TWINS.get(engine)
+    if twin is not None:
+        twin.dispose()
 
 
 #: A pooled connection idle for longer than this is pinged before use.
@@ -163,7 +185,7 @@ def execute_alone(session: Session, statement, parameters=None) -> list[Row]:
         session.commit()
         return rows
     with engine.connect() as connection:
-        result = connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, parameters)
+        result = connection.execute(statement, parameters)
         return result.all() if result.returns_rows else []
 
 
@@ -174,17 +196,17 @@ def read_alone(session: Session, statement, parameters=None) -> list[Row]:
     if engine is None:
         return session.execute(statement, parameters).all()
     with engine.connect() as connection:
-        return connection.execution_options(isolation_level="AUTOCOMMIT").execute(statement, parameters).all()
+        return connection.execute(statement, parameters).all()
 
 
 def _engine_outside(session: Session) -> Engine | None:
-    """The engine to run a statement on outside the session, when nothing ties it to the session's."""
+    """The autocommit engine to run a statement on outside the session, when nothing ties it there."""
     if isinstance(session, scoped_session):
         session = session()
     bind = session.bind or session.get_bind()
-    if session.in_transaction() or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+    if session.in_transaction() or not isinstance(bind, Engine):
         return None
-    return bind
+    return _AUTOCOMMIT_TWINS.get(bind)
 
 
 def fetch_page(session: Session, model, conditions, page: int, size: int, order_by=None) -> tuple[list, int]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shared.auth import Principal, hash_api_key
+from shared.db import dispose_engine
 from tests.conftest import POSTGRES_URL, migrated_app
 from tests.factories import create_payment_tenant
 from tests.fakes.keys import fake_api_v3_key, key_pair
@@ -159,7 +160,7 @@ def committed_app(payment_app, databases) -> Iterator:
         yield app
     finally:
         db.session.remove()
-        db.engine.dispose()
+        dispose_engine(db.engine)
         db.engine = saved_engine
         db.session.configure(bind=saved_engine)
         celery.flask_app = saved_flask_app

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shared.db import execute_alone, make_engine
+from shared.db import dispose_engine, execute_alone, make_engine
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (TEST_POSTGRES_URL)")
@@ -33,7 +33,7 @@ def test_a_connection_idle_past_the_threshold_is_pinged_and_replaced(monkeypatch
         with engine.connect() as connection:  # the ping finds it dead: a new connection, no error
             assert connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() != dead_pid
     finally:
-        engine.dispose()
+        dispose_engine(engine)
 
 
 def test_a_connection_in_steady_use_is_not_pinged(monkeypatch):
@@ -48,7 +48,7 @@ def test_a_connection_in_steady_use_is_not_pinged(monkeypatch):
         with engine.connect() as connection:
             assert connection.execute(sa.text("SELECT 1")).scalar_one() == 1
     finally:
-        engine.dispose()
+        dispose_engine(engine)
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def scratch_table():
         yield engine, table
     finally:
         table.drop(engine)
-        engine.dispose()
+        dispose_engine(engine)
 
 
 def test_a_statement_alone_runs_outside_any_transaction_and_is_committed(scratch_table):

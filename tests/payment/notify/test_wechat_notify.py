@@ -142,3 +142,25 @@ def test_unknown_notify_path_and_method_answer_the_envelope(payment_client):
     assert missing.status_code == 404 and missing.get_json()["code"] == 404
     wrong_method = payment_client.get("/api/v1/payment/notify/wechat")
     assert wrong_method.status_code == 405 and wrong_method.get_json()["code"] == 405
+
+
+def test_an_order_without_profit_sharing_is_paid_and_owed_its_forward_in_one_statement(
+    payment_client, admin, payment_db, fakes, sites, published, monkeypatch
+):
+    """No split: the transition and the forward row are one statement (no transaction); a split order
+    still takes the transaction that records its receivers."""
+    wechat, _ = fakes
+    direct = placed(payment_client, admin, site_id=DIRECT_SITE, notify_url="https://biz.example.com/pay/cb")
+    split = placed(payment_client, admin, notify_url="https://biz.example.com/pay/cb")
+
+    def transaction_path(*_args, **_kwargs):
+        raise AssertionError("the forward row was scheduled in a transaction")
+
+    monkeypatch.setattr("payment_service.order_states.schedule_forward", transaction_path)
+    assert wechat.pay(direct["transaction_id"]).status == 204
+    assert order_of(payment_client, admin, direct["transaction_id"])["status"] == "paid"
+    assert payment_db.query(OrderForward).filter_by(order_id=direct["transaction_id"]).count() == 1
+    assert published.of(FORWARD_TASK) == [direct["transaction_id"]]
+
+    assert wechat.pay(split["transaction_id"]).status == 500  # the split order needs that transaction
+    assert order_of(payment_client, admin, split["transaction_id"])["status"] == "pending"

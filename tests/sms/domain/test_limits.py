@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.db import dispose_engine
 from shared.envelope import TooManyRequestsError
 from sms_service import limits, sending
 from sms_service.models import Tenant
@@ -57,7 +58,7 @@ def committed_app(sms_app, databases):
     db.session.configure(join_transaction_mode="conditional_savepoint")
     app = migrated_app(create_app, databases.create("sms_limits"), PUBLISH_LINGER_MS=0)
     yield app
-    db.engine.dispose()
+    dispose_engine(db.engine)
     db.engine, celery.flask_app = engine, flask_app
     db.session.remove()
     db.session.configure(bind=engine)
