@@ -5,16 +5,19 @@ Each service declares its own models on its own ``MetaData``, in its own databas
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import time
 import weakref
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
-from sqlalchemy import DateTime, MetaData, create_engine, event, func, select
+from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event, func, insert, select
 from sqlalchemy.engine import Engine, Row, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -207,6 +210,57 @@ def _engine_outside(session: Session) -> Engine | None:
     if session.in_transaction() or not isinstance(bind, Engine):
         return None
     return _AUTOCOMMIT_TWINS.get(bind)
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the session's transaction: by ``COPY`` on PostgreSQL, else one INSERT.
+
+    ``COPY … FROM STDIN`` takes 1,000 rows in a fraction of the time of a multi-row INSERT of the same
+    rows: no 14,000 bound parameters to render on the client and to parse on the server.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    types = [table.c[name].type for name in columns]
+    lines = "".join(
+        "\t".join(
+            _copy_text(row[name], column_type) for name, column_type in zip(columns, types, strict=True)
+        )
+        + "\n"
+        for row in rows
+    )
+    names = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in columns)
+    statement = f"COPY {connection.dialect.identifier_preparer.quote(table.name)} ({names}) FROM STDIN"
+    driver_error = connection.dialect.loaded_dbapi.Error
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.copy_expert(statement, io.StringIO(lines))
+    except driver_error as exc:  # as SQLAlchemy would raise it: IntegrityError, OperationalError …
+        raise DBAPIError.instance(statement, None, exc, driver_error, dialect=connection.dialect) from exc
+    finally:
+        cursor.close()
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any, column_type) -> str:
+    """One value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(column_type, JSON):
+        value = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, bool):
+        value = "t" if value else "f"
+    elif isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use shared.db.utcnow()")
+        value = value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def fetch_page(session: Session, model, conditions, page: int, size: int, order_by=None) -> tuple[list, int]:

@@ -6,21 +6,31 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from shared.db import fetch_page
+from shared.db import fetch_page, read_alone
 from shared.envelope import NotFoundError
 from sms_service.models import STATUSES, Batch, Message
 
 # The statements of the lookups are built once (building one cost about as much CPU as running it).
-_RECORD = select(Message).where(
+_RECORD = select(*Message.__table__.columns).where(
     Message.id == bindparam("message_id"), Message.tenant_id == bindparam("tenant_id")
 )
-_BATCH = select(Batch).where(Batch.id == bindparam("batch_id"), Batch.tenant_id == bindparam("tenant_id"))
-_BATCH_COUNTS = (
-    select(Message.status, func.count())
-    .where(Message.batch_id == bindparam("batch_id"))
-    .group_by(Message.status)
+# The batch and its counts by status in one round trip (one row per status; a batch without messages
+# yet gives one row with no status).
+_BATCH_WITH_COUNTS = (
+    select(
+        Batch.id,
+        Batch.template_id,
+        Batch.total,
+        Batch.created_at,
+        Message.status,
+        func.count(Message.id).label("messages"),
+    )
+    .select_from(Batch.__table__.outerjoin(Message.__table__, Message.batch_id == Batch.id))
+    .where(Batch.id == bindparam("batch_id"), Batch.tenant_id == bindparam("tenant_id"))
+    .group_by(Batch.id, Batch.template_id, Batch.total, Batch.created_at, Message.status)
 )
 # Only what a batch page shows, in request order, read in that order from ix_messages_batch_id_created_at.
 _BATCH_PAGE = (
@@ -32,11 +42,12 @@ _BATCH_PAGE = (
 )
 
 
-def get_record(session: Session, tenant_id: str, message_id: str) -> Message:
-    message = session.scalar(_RECORD, {"message_id": message_id, "tenant_id": tenant_id})
-    if message is None:
+def get_record(session: Session, tenant_id: str, message_id: str) -> Row:
+    """The message's columns (read outside a transaction: nothing to begin or roll back)."""
+    rows = read_alone(session, _RECORD, {"message_id": message_id, "tenant_id": tenant_id})
+    if not rows:
         raise NotFoundError("发送记录不存在", data={"message_id": message_id})
-    return message
+    return rows[0]
 
 
 def search_records(
@@ -69,22 +80,24 @@ def search_records(
 
 
 def batch_progress(session: Session, tenant_id: str, batch_id: str, page: int, size: int) -> dict[str, Any]:
-    batch = session.scalar(_BATCH, {"batch_id": batch_id, "tenant_id": tenant_id})
-    if batch is None:
+    rows = read_alone(session, _BATCH_WITH_COUNTS, {"batch_id": batch_id, "tenant_id": tenant_id})
+    if not rows:
         raise NotFoundError("批次不存在", data={"batch_id": batch_id})
+    batch = rows[0]
     counts = dict.fromkeys(STATUSES, 0)
-    for status, count in session.execute(_BATCH_COUNTS, {"batch_id": batch_id}):
-        counts[status] = count
-    messages = session.execute(
-        _BATCH_PAGE, {"batch_id": batch_id, "offset": (page - 1) * size, "limit": size}
-    ).all()
+    for row in rows:
+        if row.status is not None:
+            counts[row.status] = row.messages
+    messages = read_alone(
+        session, _BATCH_PAGE, {"batch_id": batch_id, "offset": (page - 1) * size, "limit": size}
+    )
     return {
         "batch_id": batch.id,
         "template_id": batch.template_id,
         "total": batch.total,
         "created_at": batch.created_at,
         "counts": counts,
-        "list": list(messages),
+        "list": messages,
         "page": page,
         "size": size,
     }

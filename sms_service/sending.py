@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from shared.db import execute_alone, utcnow
+from shared.db import execute_alone, insert_rows, utcnow
 from shared.envelope import BadRequestError
 from shared.ids import new_id
 from shared.webhook_urls import UrlRefused, check_public_url
@@ -180,7 +180,7 @@ def _accept(
                         created_at=now,
                     ),
                 )
-            session.execute(insert(Message.__table__), rows)
+            insert_rows(session, Message.__table__, rows)
             if in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
                 session.rollback()
                 raise limit_exceeded(hit, now)

@@ -1,14 +1,16 @@
-"""The pool pings a connection that sat idle; a statement alone runs without BEGIN … COMMIT."""
+"""shared.db: the pool pings a connection that sat idle; a statement alone runs without BEGIN … COMMIT;
+many rows go in by COPY."""
 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shared.db import dispose_engine, execute_alone, make_engine
+from shared.db import UTCDateTime, dispose_engine, execute_alone, insert_rows, make_engine
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (TEST_POSTGRES_URL)")
@@ -90,3 +92,70 @@ def test_in_a_session_that_began_the_statement_joins_its_transaction(scratch_tab
     session.rollback()
     with engine.connect() as other:
         assert sorted(other.execute(sa.select(table.c.id)).scalars()) == [1, 2]
+
+
+TRICKY_TEXT = ["tab\there", "line\nbreak\r\n", "back\\slash \\N \\t", "", "引号 \"quoted\" 'single'", "\\."]
+
+
+@pytest.fixture
+def copy_table():
+    engine = make_engine(POSTGRES_URL, pool_size=2)
+    metadata = sa.MetaData()
+    table = sa.Table(
+        f"scratch_copy_{os.getpid()}",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("text", sa.Text, nullable=True),
+        sa.Column("document", sa.JSON, nullable=True),
+        sa.Column("flag", sa.Boolean, nullable=True),
+        sa.Column("at", UTCDateTime(), nullable=True),
+    )
+    metadata.create_all(engine)
+    try:
+        yield engine, table
+    finally:
+        metadata.drop_all(engine)
+        dispose_engine(engine)
+
+
+def test_rows_inserted_by_copy_read_back_exactly(copy_table):
+    engine, table = copy_table
+    at = datetime(2026, 11, 26, 3, 4, 5, 678901, tzinfo=UTC)
+    rows = [
+        {"id": index, "text": text, "document": {"k": text, "n": [1, None]}, "flag": index % 2 == 0, "at": at}
+        for index, text in enumerate(TRICKY_TEXT)
+    ]
+    rows.append({"id": 99, "text": None, "document": None, "flag": None, "at": None})
+    with Session(engine) as session:
+        insert_rows(session, table, rows)
+        session.commit()
+    with engine.connect() as connection:
+        stored = [dict(row._mapping) for row in connection.execute(sa.select(table).order_by(table.c.id))]
+    assert stored == rows
+
+
+def test_a_duplicate_in_a_copy_is_an_integrity_error_and_nothing_of_it_stays(copy_table):
+    engine, table = copy_table
+    with Session(engine) as session:
+        insert_rows(session, table, [{"id": 1, "text": "first"}])
+        session.commit()
+        with pytest.raises(sa.exc.IntegrityError):
+            insert_rows(session, table, [{"id": 2, "text": "new"}, {"id": 1, "text": "again"}])
+        session.rollback()
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(table.c.id)).scalars().all() == [1]
+
+
+def test_elsewhere_the_rows_go_in_by_insert(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/copy.sqlite")
+    metadata = sa.MetaData()
+    table = sa.Table("t", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("text", sa.Text))
+    metadata.create_all(engine)
+    with Session(engine) as session:
+        insert_rows(session, table, [{"id": 1, "text": TRICKY_TEXT[0]}, {"id": 2, "text": TRICKY_TEXT[1]}])
+        session.commit()
+    with engine.connect() as connection:
+        assert (
+            connection.execute(sa.select(table.c.text).order_by(table.c.id)).scalars().all()
+            == TRICKY_TEXT[:2]
+        )
