@@ -109,11 +109,13 @@ class Message(Base):
             "callback_next_at",
             **_only_where("callback_status = 'pending'"),
         ),
+        # A batch's counts and pages are read from the index alone (PostgreSQL's INCLUDE).
         Index(
             "ix_messages_batch_id_created_at",
             "batch_id",
             "created_at",
             "id",
+            postgresql_include=["status", "mobile"],
             **_only_where("batch_id IS NOT NULL"),
         ),
     )

@@ -1,4 +1,4 @@
-"""messages: no foreign keys, partial indexes for what inserts leave empty, batch pages by index
+"""messages: no foreign keys, partial indexes for what inserts leave empty, batch pages from an index
 
 Revision ID: 0004
 Revises: 0003
@@ -44,6 +44,7 @@ def upgrade():
         "ix_messages_batch_id_created_at",
         "messages",
         ["batch_id", "created_at", "id"],
+        postgresql_include=["status", "mobile"],
         **_where("batch_id IS NOT NULL"),
     )
 
