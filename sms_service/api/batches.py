@@ -23,6 +23,22 @@ class BatchMessageSchema(ma.Schema):
     status = ma.fields.String()
 
 
+class BatchMessages(ma.fields.List):
+    """A page of a batch's messages: a list of :class:`BatchMessageSchema` in the docs, written without a
+    nested dump per message (which cost a status read a fifth of its CPU). A test compares the two."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(ma.fields.Nested(BatchMessageSchema), **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return [
+            {"message_id": message.id, "mobile": mask_mobile(message.mobile), "status": message.status}
+            for message in value
+        ]
+
+
 class BatchSchema(ma.Schema):
     batch_id = ma.fields.String()
     template_id = ma.fields.String()
@@ -33,7 +49,7 @@ class BatchSchema(ma.Schema):
         values=ma.fields.Integer(),
         metadata={"description": "Messages per status: " + ", ".join(STATUSES)},
     )
-    list = ma.fields.List(ma.fields.Nested(BatchMessageSchema))
+    list = BatchMessages()
     page = ma.fields.Integer()
     size = ma.fields.Integer()
 

@@ -101,3 +101,25 @@ def test_batch_of_another_tenant_is_404(sms_client, sms_db, sms_tenant, template
     _other, other_key = create_sms_tenant(sms_db, name="别的租户")
     response = sms_client.get(f"/api/v1/sms/batches/{batch_id}", headers=auth(other_key))
     assert response.status_code == 404 and response.get_json()["code"] == 404
+
+
+def test_a_batch_page_is_written_as_the_nested_schema_would_write_it():
+    from types import SimpleNamespace
+
+    import marshmallow as ma
+
+    from sms_service.api.batches import BatchMessageSchema, BatchSchema
+
+    class NestedReference(BatchSchema):
+        list = ma.fields.List(ma.fields.Nested(BatchMessageSchema))
+
+    page = {
+        "batch_id": "BATCH_1",
+        "total": 2,
+        "list": [
+            SimpleNamespace(id="MSG_1", mobile="13800138000", status="queued"),
+            SimpleNamespace(id="MSG_2", mobile="15000150000", status="failed"),
+        ],
+    }
+    assert BatchSchema().dump(page) == NestedReference().dump(page)
+    assert BatchSchema().dump({**page, "list": []}) == NestedReference().dump({**page, "list": []})
