@@ -10,6 +10,7 @@ import json
 import os
 import time
 import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -225,12 +226,9 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         session.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    types = [table.c[name].type for name in columns]
+    writers = [_copy_writer(table.c[name].type) for name in columns]
     lines = "".join(
-        "\t".join(
-            _copy_text(row[name], column_type) for name, column_type in zip(columns, types, strict=True)
-        )
-        + "\n"
+        "\t".join([write(row[name]) for name, write in zip(columns, writers, strict=True)]) + "\n"
         for row in rows
     )
     names = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in columns)
@@ -248,18 +246,26 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(value: Any, column_type) -> str:
-    """One value in COPY's text format."""
+def _copy_writer(column_type) -> Callable[[Any], str]:
+    """How a column's values are written in COPY's text format (chosen once per column, not per value)."""
+    if isinstance(column_type, JSON):
+        return lambda value: (
+            "\\N" if value is None else json.dumps(value, ensure_ascii=False).translate(_COPY_ESCAPES)
+        )
+    return _copy_text
+
+
+def _copy_text(value: Any) -> str:
     if value is None:
         return "\\N"
-    if isinstance(column_type, JSON):
-        value = json.dumps(value, ensure_ascii=False)
-    elif isinstance(value, bool):
-        value = "t" if value else "f"
-    elif isinstance(value, datetime):
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError("naive datetime given; use shared.db.utcnow()")
-        value = value.isoformat()
+        return value.isoformat()
     return str(value).translate(_COPY_ESCAPES)
 
 

@@ -148,28 +148,48 @@ class DatabaseCounters:
         return result.rowcount or 0
 
 
-# KEYS: the counters; ARGV: amount, cap and expiry (Unix time) of each in turn. One MGET reads them all
-# (in slices: Lua's unpack takes a few thousand values at most); a new counter is created with its expiry
-# in one SET, an existing one (it has its expiry) only incremented: a 1,000-item batch touches 3,001.
+# One hash per limit and window (the tenant's quota, or every mobile's sends this minute, hour or day); a
+# field per mobile ("-" for the quota). KEYS: the hashes, quota first, then the longest window. ARGV, for
+# each hash in turn: its expiry (Unix time), its number of fields, then field, amount and cap of each.
+# All fields are read (HMGET, in slices: Lua's unpack takes a few thousand values at most) and checked
+# before any is written back (HSET): a 1,000-item batch is a few commands, not 6,000.
+# Returns the position (1-based, in ARGV's order) of the first counter that would go over, else 0.
 CHECK_AND_INCREMENT = """
-local used = {}
-for first = 1, #KEYS, 4000 do
-  local values = redis.call('MGET', unpack(KEYS, first, math.min(first + 3999, #KEYS)))
-  for offset = 1, #values do
-    used[first + offset - 1] = values[offset]
+local SLICE = 4000
+local position, seen, writes = 1, 0, {}
+for k = 1, #KEYS do
+  local expire_at, count = ARGV[position], tonumber(ARGV[position + 1])
+  position = position + 2
+  local fields = {}
+  for j = 1, count do
+    fields[j] = ARGV[position + 3 * (j - 1)]
   end
+  local used = {}
+  for first = 1, count, SLICE do
+    local values = redis.call('HMGET', KEYS[k], unpack(fields, first, math.min(first + SLICE - 1, count)))
+    for offset = 1, #values do
+      used[first + offset - 1] = values[offset]
+    end
+  end
+  local updates = {}
+  for j = 1, count do
+    seen = seen + 1
+    local base = position + 3 * (j - 1)
+    local total = tonumber(used[j] or 0) + tonumber(ARGV[base + 1])
+    if total > tonumber(ARGV[base + 2]) then
+      return seen
+    end
+    updates[2 * j - 1], updates[2 * j] = fields[j], total
+  end
+  writes[k] = {updates, expire_at}
+  position = position + 3 * count
 end
-for i = 1, #KEYS do
-  if tonumber(used[i] or 0) + tonumber(ARGV[3 * i - 2]) > tonumber(ARGV[3 * i - 1]) then
-    return i
+for k = 1, #KEYS do
+  local updates = writes[k][1]
+  for first = 1, #updates, SLICE do
+    redis.call('HSET', KEYS[k], unpack(updates, first, math.min(first + SLICE - 1, #updates)))
   end
-end
-for i = 1, #KEYS do
-  if used[i] then
-    redis.call('INCRBY', KEYS[i], ARGV[3 * i - 2])
-  else
-    redis.call('SET', KEYS[i], ARGV[3 * i - 2], 'EXAT', ARGV[3 * i])
-  end
+  redis.call('EXPIREAT', KEYS[k], writes[k][2])
 end
 return 0
 """
@@ -184,26 +204,35 @@ class RedisCounters:
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
 
-    def _key(self, tenant_id: str, counter: Counter) -> str:
-        # The hash tag keeps one tenant's counters in one Redis Cluster slot, as the script needs.
-        return f"sms:limits:{{{tenant_id}}}:{counter.name}:{counter.window}"
+    def location(self, tenant_id: str, counter: Counter) -> tuple[str, str]:
+        """The hash and the field of a counter. The hash tag keeps one tenant's counters in one Redis
+        Cluster slot, as the script needs."""
+        return f"sms:limits:{{{tenant_id}}}:{counter.kind}:{counter.window}", counter.mobile or "-"
 
     def consume(self, session: Session, tenant_id: str, counters: list[Counter]) -> Counter | None:
         over = [counter for counter in counters if counter.amount > counter.cap]
         if over:
             return first_to_report(over)
-        keys = [self._key(tenant_id, counter) for counter in counters]
-        arguments: list[int] = []
-        for counter in counters:
-            arguments += [counter.amount, counter.cap, counter.ends_at + DAY_SECONDS]
+        groups: dict[tuple[str, int], list[Counter]] = {}
+        for counter in sorted(counters, key=lambda counter: REPORT_ORDER.index(counter.kind)):
+            groups.setdefault((counter.kind, counter.window), []).append(counter)
+        keys: list[str] = []
+        arguments: list[str | int] = []
+        order: list[Counter] = []
+        for members in groups.values():
+            keys.append(self.location(tenant_id, members[0])[0])
+            arguments += [members[0].ends_at + DAY_SECONDS, len(members)]
+            for counter in members:
+                arguments += [counter.mobile or "-", counter.amount, counter.cap]
+            order += members
         index = int(self.script(keys=keys, args=arguments))
-        return counters[index - 1] if index else None
+        return order[index - 1] if index else None
 
     def release(self, tenant_id: str, counters: list[Counter]) -> None:
         """Give back what :meth:`consume` took when the request failed after it."""
         pipeline = self.client.pipeline()
         for counter in counters:
-            pipeline.decrby(self._key(tenant_id, counter), counter.amount)
+            pipeline.hincrby(*self.location(tenant_id, counter), -counter.amount)
         pipeline.execute()
 
     def purge(self, session: Session) -> int:

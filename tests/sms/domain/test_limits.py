@@ -173,27 +173,47 @@ def test_redis_counters_of_a_large_batch_count_all_or_none_and_expire_with_their
     import redis
 
     store = limits.RedisCounters(REDIS_URL)
-    tenant = Tenant(daily_quota=5000, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
+    tenant = Tenant(daily_quota=6000, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
     tenant_id = f"TNT_batch_{time.time_ns()}"
     now = datetime.now(UTC)
-    mobiles = [f"139{n:08d}" for n in range(1500)]  # 4,501 counters: more than one MGET slice
+    mobiles = [f"139{n:08d}" for n in range(5000)]  # 5,000 fields per window: more than one slice
     counters = limits.plan_counters(tenant, mobiles, now)
     client = redis.Redis.from_url(REDIS_URL)
     try:
         assert store.consume(None, tenant_id, counters) is None
         quota = next(counter for counter in counters if counter.kind == "daily_quota")
-        assert int(client.get(store._key(tenant_id, quota))) == 1500
+        assert int(client.hget(*store.location(tenant_id, quota))) == 5000
+        assert all(int(client.hget(*store.location(tenant_id, counter))) == 1 for counter in counters[:-1])
         for counter in (quota, counters[0], counters[-2]):
             # Kept for a day past the window's end (the 429's Retry-After needs no key after it).
-            assert client.expiretime(store._key(tenant_id, counter)) == counter.ends_at + limits.DAY_SECONDS
+            key, _field = store.location(tenant_id, counter)
+            assert client.expiretime(key) == counter.ends_at + limits.DAY_SECONDS
 
         # The last mobile of a second batch is over its per-minute limit: nothing of that batch counts.
         again = limits.plan_counters(tenant, [*(f"138{n:08d}" for n in range(10)), mobiles[-1]], now)
         refused = store.consume(None, tenant_id, again)
         assert refused is not None and refused.kind == "mobile_per_minute" and refused.mobile == mobiles[-1]
-        assert int(client.get(store._key(tenant_id, quota))) == 1500
-        assert client.get(store._key(tenant_id, again[0])) is None
+        assert int(client.hget(*store.location(tenant_id, quota))) == 5000
+        assert client.hget(*store.location(tenant_id, again[0])) is None
     finally:
         keys = client.keys(f"sms:limits:{{{tenant_id}}}:*")
         if keys:
             client.delete(*keys)
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
+def test_redis_names_the_daily_quota_first_when_several_limits_are_exceeded():
+    store = limits.RedisCounters(REDIS_URL)
+    tenant = Tenant(daily_quota=1, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
+    tenant_id = f"TNT_order_{time.time_ns()}"
+    now = datetime.now(UTC)
+    try:
+        assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["13800138000"], now)) is None
+        refused = store.consume(None, tenant_id, limits.plan_counters(tenant, ["13800138000"], now))
+        assert refused is not None and refused.kind == "daily_quota"
+        store.release(tenant_id, limits.plan_counters(tenant, ["13800138000"], now))
+        assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["13900139000"], now)) is None
+    finally:
+        keys = store.client.keys(f"sms:limits:{{{tenant_id}}}:*")
+        if keys:
+            store.client.delete(*keys)
