@@ -117,6 +117,7 @@ class Fault:
     code: str = "SYSTEM_ERROR"
     message: str = "系统错误"
     delay_ms: int = 0
+    endpoint: str | None = None  # only calls of this endpoint (e.g. "create_partner"); None: any call
 
 
 @dataclass
@@ -348,7 +349,9 @@ class FakeWechatPay:
     def _api(self, endpoint: str, request: Request, args: dict[str, str]) -> Response:
         with self._lock:
             self.requests_seen += 1
-            fault = self._faults.pop(0) if self._faults else None
+            fault = next((f for f in self._faults if f.endpoint in (None, endpoint)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if self.config.latency_ms:
             time.sleep(self.config.latency_ms / 1000)
         if fault and fault.kind == "delay":
