@@ -12,6 +12,7 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -100,12 +101,10 @@ def mark_paid(
         "paid_at": paid_at or now,
         "updated_at": now,
     }
-    sharing = None
-    paid = None
-    if session.get_bind().dialect.name == "postgresql":
-        paid = next(iter(execute_alone(session, _MARK_PAID_WITH_FORWARD, parameters)), None)
-        forward = paid is not None and paid.forwards > 0
-    if paid is None:  # owes profit sharing, is not payable, or no data-modifying WITH here
+    paid, sharing = _mark_paid_alone(session, parameters), None
+    if paid is not None:
+        forward = paid.forwards > 0
+    else:  # owes profit sharing, or is not payable: the transition in a transaction, if it moves at all
         with atomic(session):
             paid = session.connection().execute(_MARK_PAID, parameters).first()
             if paid is None:
@@ -120,6 +119,15 @@ def mark_paid(
     if sharing is not None:
         publish_profit_sharing(order_id, countdown=current_app.config["PROFIT_SHARING_DELAY_SECONDS"])
     return True
+
+
+def _mark_paid_alone(session: Session, parameters: dict) -> Row | None:
+    """The one-statement transition of an order without profit sharing (PostgreSQL's data-modifying
+    WITH); None when it did not apply."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    rows = execute_alone(session, _MARK_PAID_WITH_FORWARD, parameters)
+    return rows[0] if rows else None
 
 
 def _expire_loaded(session: Session, order_id: str) -> None:

@@ -182,29 +182,31 @@ def execute_alone(session: Session, statement, parameters=None) -> list[Row]:
     engine (the tests bind it to an outer transaction they roll back), the statement runs in the session's
     transaction, which is then committed.
     """
-    engine = _engine_outside(session)
-    if engine is None:
-        result = session.execute(statement, parameters)
-        rows = result.all() if result.returns_rows else []
-        session.commit()
-        return rows
-    with engine.connect() as connection:
-        result = connection.execute(statement, parameters)
-        return result.all() if result.returns_rows else []
+    return _run_alone(session, statement, parameters, commit=True)
 
 
 def read_alone(session: Session, statement, parameters=None) -> list[Row]:
     """The rows of one query: in autocommit mode like :func:`execute_alone` (no ``BEGIN``, no transaction
     left open) when the session has begun nothing, else in the session's transaction (nothing committed)."""
-    engine = _engine_outside(session)
-    if engine is None:
-        return session.execute(statement, parameters).all()
-    with engine.connect() as connection:
-        return connection.execute(statement, parameters).all()
+    return _run_alone(session, statement, parameters, commit=False)
 
 
-def _engine_outside(session: Session) -> Engine | None:
-    """The autocommit engine to run a statement on outside the session, when nothing ties it there."""
+def _run_alone(session: Session, statement, parameters, commit: bool) -> list[Row]:
+    twin = _autocommit_twin(session)
+    if twin is None:
+        result = session.execute(statement, parameters)
+        # A DML statement without RETURNING returns no rows; an ORM result always does.
+        rows = result.all() if getattr(result, "returns_rows", True) else []
+        if commit:
+            session.commit()
+        return rows
+    with twin.connect() as connection:
+        result = connection.execute(statement, parameters)
+        return result.all() if result.returns_rows else []
+
+
+def _autocommit_twin(session: Session) -> Engine | None:
+    """The autocommit twin of the session's engine, when nothing ties the statement to the session."""
     if isinstance(session, scoped_session):
         session = session()
     bind = session.bind or session.get_bind()
@@ -249,8 +251,10 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 def _copy_writer(column_type) -> Callable[[Any], str]:
     """How a column's values are written in COPY's text format (chosen once per column, not per value)."""
     if isinstance(column_type, JSON):
+        # None as INSERT writes it: SQL NULL only for a column declared none_as_null, else JSON null.
+        null = "\\N" if column_type.none_as_null else "null"
         return lambda value: (
-            "\\N" if value is None else json.dumps(value, ensure_ascii=False).translate(_COPY_ESCAPES)
+            null if value is None else json.dumps(value, ensure_ascii=False).translate(_COPY_ESCAPES)
         )
     return _copy_text
 

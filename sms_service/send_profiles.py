@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from shared.db import read_alone
 from shared.envelope import BadRequestError, NotFoundError
 from sms_service.models import TEMPLATE_DISABLED, Template, Tenant
 
@@ -59,10 +60,12 @@ _PROFILE = (
 
 
 def read_profile(session: Session, tenant_id: str, template_id: str) -> SendProfile | None:
-    """From the database, in one round trip: the template must be the tenant's and not deleted."""
-    row = session.execute(_PROFILE, {"tenant_id": tenant_id, "template_id": template_id}).first()
-    if row is None:
+    """From the database, in one round trip outside a transaction (a plain send's INSERT then needs no
+    BEGIN either): the template must be the tenant's and not deleted."""
+    rows = read_alone(session, _PROFILE, {"tenant_id": tenant_id, "template_id": template_id})
+    if not rows:
         return None
+    row = rows[0]
     return SendProfile(row[0], row[1], tuple(row[2]), *row[3:])
 
 

@@ -131,7 +131,11 @@ def test_rows_inserted_by_copy_read_back_exactly(copy_table):
         session.commit()
     with engine.connect() as connection:
         stored = [dict(row._mapping) for row in connection.execute(sa.select(table).order_by(table.c.id))]
-    assert stored == rows
+        assert stored == rows
+        # A None document is stored as an INSERT would store it (JSON null, the column not none_as_null).
+        connection.execute(sa.insert(table).values(id=100, document=None))
+        is_null = sa.select(table.c.id, table.c.document.is_(None)).where(table.c.id.in_([99, 100]))
+        assert dict(connection.execute(is_null).all()) == {99: False, 100: False}
 
 
 def test_a_duplicate_in_a_copy_is_an_integrity_error_and_nothing_of_it_stays(copy_table):
