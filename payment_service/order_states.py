@@ -11,18 +11,18 @@ import logging
 from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, literal, select, update
+from sqlalchemy import bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from payment_service.dispatch import publish_forward, publish_profit_sharing
+from payment_service.dispatch import forward_soon, publish_profit_sharing
 from payment_service.forwarding import schedule_forward
 from payment_service.metrics import count_order
 from payment_service.models import OrderForward, PaymentOrder
 from payment_service.profit_sharing import schedule_profit_sharing
 from payment_service.transactions import atomic
-from shared.db import execute_alone, utcnow
+from shared.db import bind_of, execute_alone, existing_session, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ _paid = (
     update(_orders)
     .where(
         _orders.c.id == bindparam("order_id"),
-        _orders.c.status.in_(PAYABLE_STATUSES),
+        # OR of equalities, not IN: an IN list is rendered per execution, this statement once.
+        or_(*(_orders.c.status == status for status in PAYABLE_STATUSES)),
         _orders.c.sharing_plan.is_(None),
     )
     .values(
@@ -115,7 +116,7 @@ def mark_paid(
     count_order("paid", paid.channel)
     logger.info("order %s paid (upstream %s)", order_id, channel_transaction_id)
     if forward:
-        publish_forward(order_id)
+        forward_soon(order_id)
     if sharing is not None:
         publish_profit_sharing(order_id, countdown=current_app.config["PROFIT_SHARING_DELAY_SECONDS"])
     return True
@@ -124,7 +125,7 @@ def mark_paid(
 def _mark_paid_alone(session: Session, parameters: dict) -> Row | None:
     """The one-statement transition of an order without profit sharing (PostgreSQL's data-modifying
     WITH); None when it did not apply."""
-    if session.get_bind().dialect.name != "postgresql":
+    if bind_of(session).dialect.name != "postgresql":
         return None
     rows = execute_alone(session, _MARK_PAID_WITH_FORWARD, parameters)
     return rows[0] if rows else None
@@ -132,6 +133,9 @@ def _mark_paid_alone(session: Session, parameters: dict) -> Row | None:
 
 def _expire_loaded(session: Session, order_id: str) -> None:
     """The UPDATE went around the ORM: an order this session already holds is read again when next used."""
+    session = existing_session(session)
+    if session is None:
+        return
     loaded = session.identity_map.get(identity_key(PaymentOrder, order_id))
     if loaded is not None:
         session.expire(loaded)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from payment_service import queues
 from payment_service.beat import CLOSE_EXPIRED_TASK, QUERY_PENDING_TASK, SWEEP_TASK
-from payment_service.dispatch import FORWARD_TASK, PROFIT_SHARING_TASK
+from payment_service.dispatch import FORWARD_MANY_TASK, FORWARD_TASK, PROFIT_SHARING_TASK, publish_forward
 from payment_service.extensions import celery, db
 from payment_service.forwarding import deliver_forward
 from payment_service.profit_sharing import run_profit_sharing
@@ -35,6 +35,12 @@ def forward_result(self, transaction_id: str) -> None:
     delay = deliver_forward(db.session, transaction_id)
     if delay is not None:
         raise self.retry(countdown=delay)
+
+
+@celery.task(name=FORWARD_MANY_TASK, queue=queues.NOTIFY)
+def forward_many(order_ids: list[str]) -> int:
+    """Publish one forward task per order (the API process sends several orders in one task)."""
+    return sum(publish_forward(order_id) for order_id in order_ids)
 
 
 @celery.task(name=PROFIT_SHARING_TASK, bind=True, queue=queues.PROFIT_SHARING, **_DATABASE_RETRIES)

@@ -9,6 +9,7 @@ from typing import Any
 
 from celery import Celery
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from flask_migrate import Migrate
 
 from shared import metrics
@@ -38,6 +39,14 @@ class Service:
     live_metrics: tuple[metrics.LiveCollector, ...] = field(default=())
 
 
+class NoCookieSessions(SecureCookieSessionInterface):
+    """The APIs authenticate every request by its key: no cookie session is opened (it cost each request
+    a signing serializer built from the secret key) and none is ever set."""
+
+    def open_session(self, app, request):
+        return None
+
+
 def build_app(
     service: Service, settings: dict[str, Any], celery_settings: dict | None = None
 ) -> tuple[Flask, EnvelopeApi]:
@@ -49,6 +58,7 @@ def build_app(
         MAX_CONTENT_LENGTH=settings["MAX_BODY_BYTES"],
         TESTING=settings["ENV"] == "testing",
     )
+    app.session_interface = NoCookieSessions()
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     if settings["ENV"] != "testing":

@@ -28,6 +28,8 @@ from sms_service.models import CALLBACK_WAITING, QUEUED, Batch, Message
 from sms_service.send_profiles import SendProfile, sendable_profile
 from sms_service.templates import check_variables
 
+_INSERT_MESSAGES = insert(Message.__table__)
+
 logger = logging.getLogger(__name__)
 
 SEND = "send"
@@ -186,7 +188,7 @@ def _accept(
                 raise limit_exceeded(hit, now)
             session.commit()
         else:  # a plain send is one INSERT, atomic by itself: no BEGIN … COMMIT round trips
-            execute_alone(session, insert(Message.__table__), rows)
+            execute_alone(session, _INSERT_MESSAGES, rows)
     except IntegrityError:
         session.rollback()
         if not in_database:

@@ -157,7 +157,8 @@ def sms_tenant(sms_db):
 def payment_app(databases) -> Flask:
     from payment_service import create_app
 
-    return migrated_app(create_app, databases.create("payment"))
+    # Forwards are published in the request's thread, where the tests record them.
+    return migrated_app(create_app, databases.create("payment"), PUBLISH_LINGER_MS=0)
 
 
 @pytest.fixture

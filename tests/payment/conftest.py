@@ -152,7 +152,7 @@ def committed_app(payment_app, databases) -> Iterator:
     from payment_service.extensions import celery, db
 
     saved_engine, saved_flask_app = db.engine, getattr(celery, "flask_app", None)
-    app = migrated_app(create_app, databases.create("payment_race"))
+    app = migrated_app(create_app, databases.create("payment_race"), PUBLISH_LINGER_MS=0)
     # tests/conftest.py's rolled_back() leaves the factory on "conservative_savepoint", which
     # SQLAlchemy 2.1 rejects; sessions here are ordinary ones, so use SQLAlchemy's default mode.
     db.session.configure(join_transaction_mode="conditional_savepoint")

@@ -8,9 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from shared.db import UTCDateTime, dispose_engine, execute_alone, insert_rows, make_engine
+from shared.db import (
+    _AUTOCOMMIT_TWINS,
+    UTCDateTime,
+    dispose_engine,
+    execute_alone,
+    insert_rows,
+    make_engine,
+    read_alone,
+)
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (TEST_POSTGRES_URL)")
@@ -163,3 +171,80 @@ def test_elsewhere_the_rows_go_in_by_insert(tmp_path):
             connection.execute(sa.select(table.c.text).order_by(table.c.id)).scalars().all()
             == TRICKY_TEXT[:2]
         )
+
+
+@pytest.fixture
+def plan_table():
+    engine = make_engine(POSTGRES_URL, pool_size=2)
+    metadata = sa.MetaData()
+    table = sa.Table(
+        f"scratch_plan_{os.getpid()}",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("document", sa.JSON, nullable=True),
+        sa.Column("maybe", sa.JSON(none_as_null=True), nullable=True),
+        sa.Column("at", UTCDateTime(), nullable=True),
+        sa.Column("note", sa.Text, nullable=True, default="python-side default"),
+    )
+    metadata.create_all(engine)
+    try:
+        yield engine, table
+    finally:
+        metadata.drop_all(engine)
+        dispose_engine(engine)
+
+
+def test_a_statement_run_straight_on_the_driver_answers_as_sqlalchemy_does(plan_table):
+    """The precompiled path (driver's execute, named-tuple rows) against SQLAlchemy's own execution."""
+    from shared.db import _driver_plan
+
+    engine, table = plan_table
+    twin_dialect = engine.dialect
+    at = datetime(2026, 11, 26, 3, 4, 5, 678901, tzinfo=UTC)
+    insert_full = sa.insert(table)
+    row = {"id": 1, "document": None, "maybe": None, "at": at, "note": "given"}
+    assert _driver_plan(twin_dialect, insert_full, [row]) is not None  # this one goes straight
+    execute_alone(Session(engine), insert_full, [row])
+    # Without "note" its Python-side default applies: SQLAlchemy's path, same result.
+    assert _driver_plan(twin_dialect, insert_full, {"id": 2}) is None
+    execute_alone(Session(engine), insert_full, {"id": 2})
+
+    read = sa.select(
+        table.c.id, table.c.document, table.c.maybe, table.c.at, table.c.note.label("remark")
+    ).where(table.c.id == sa.bindparam("wanted"))
+    assert _driver_plan(twin_dialect, read, {"wanted": 1}) is not None
+    with engine.connect() as connection:
+        for wanted in (1, 2):
+            straight = read_alone(Session(engine), read, {"wanted": wanted})
+            expected = connection.execute(read, {"wanted": wanted}).all()
+            assert [tuple(r) for r in straight] == [tuple(r) for r in expected]
+            assert straight[0].remark == expected[0].remark and straight[0].at == expected[0].at
+        # JSON None as SQLAlchemy writes it: JSON null, or SQL NULL for a none_as_null column.
+        nulls = sa.select(table.c.document.is_(None), table.c.maybe.is_(None)).where(table.c.id == 1)
+        assert connection.execute(nulls).one() == (False, True)
+    assert read_alone(Session(engine), read, {"wanted": 3}) == []
+
+
+def test_driver_errors_are_sqlalchemys_and_a_dead_connection_is_replaced(plan_table, monkeypatch):
+    monkeypatch.setattr("shared.db.PING_AFTER_IDLE_SECONDS", 3600.0)
+    engine, table = plan_table
+    insert_full = sa.insert(table)
+    execute_alone(Session(engine), insert_full, {"id": 1, "note": "x"})
+    with pytest.raises(sa.exc.IntegrityError):
+        execute_alone(Session(engine), insert_full, {"id": 1, "note": "again"})
+
+    twin = _AUTOCOMMIT_TWINS[engine]
+    pid_of = sa.text("SELECT pg_backend_pid()")
+    _kill_pooled_connection(twin)
+    with pytest.raises(sa.exc.OperationalError):  # the dead connection fails this one use …
+        read_alone(Session(engine), sa.select(table.c.id))
+    assert [row.id for row in read_alone(Session(engine), sa.select(table.c.id))] == [1]  # … and is gone
+    assert read_alone(Session(engine), pid_of)  # a text statement runs too
+
+
+def test_a_scoped_session_is_not_made_for_a_statement_alone(plan_table):
+    engine, table = plan_table
+    scoped = scoped_session(sessionmaker(bind=engine))
+    execute_alone(scoped, sa.insert(table), {"id": 5, "note": "scoped"})
+    assert [row.id for row in read_alone(scoped, sa.select(table.c.id))] == [5]
+    assert not scoped.registry.has()

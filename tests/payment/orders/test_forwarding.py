@@ -157,3 +157,48 @@ def test_sweep_publishes_overdue_forwards_again(
     assert sweep_stuck_work(payment_db, now=utcnow() + timedelta(minutes=6)) == 2  # the forward and the split
     assert published.of(FORWARD_TASK) == [transaction_id, transaction_id]
     assert published.of(PROFIT_SHARING_TASK) == [transaction_id, transaction_id]
+
+
+def test_several_paid_orders_go_out_in_one_task_and_the_worker_fans_it_out(monkeypatch, published):
+    from payment_service import dispatch
+    from payment_service.tasks import forward_many
+
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(dispatch.celery, "send_task", lambda name, args, queue: sent.append((name, args)))
+    assert dispatch.publish_forwards(["PAY_1", "PAY_2", "PAY_3"])
+    assert sent == [(dispatch.FORWARD_MANY_TASK, [["PAY_1", "PAY_2", "PAY_3"]])]
+    assert published.tasks == []
+
+    assert dispatch.publish_forwards(["PAY_4"])  # alone: its own forward task, as before
+    assert published.of(dispatch.FORWARD_TASK) == ["PAY_4"]
+
+    # The worker: one forward task per order, each retried on its own row's schedule.
+    assert forward_many.run(["PAY_1", "PAY_2", "PAY_3"]) == 3
+    assert published.of(dispatch.FORWARD_TASK) == ["PAY_4", "PAY_1", "PAY_2", "PAY_3"]
+
+
+def test_orders_paid_within_the_linger_share_one_publish(
+    payment_app, payment_client, admin, fakes, sites, monkeypatch, allow_private
+):
+    import threading
+
+    from payment_service import dispatch
+
+    sent: list[tuple[str, list]] = []
+    done = threading.Event()
+
+    def send_task(name, args, queue):
+        sent.append((name, args))
+        done.set()
+
+    monkeypatch.setattr(dispatch.celery, "send_task", send_task)
+    monkeypatch.setitem(payment_app.config, "PUBLISH_LINGER_MS", 1000)
+    monkeypatch.delitem(payment_app.extensions, "payment_forward_publisher", raising=False)
+    wechat, _ = fakes
+    first = paid_order(payment_client, admin, wechat, "http://127.0.0.1:9/a")
+    second = placed(payment_client, admin, amount=30, out_order_no="BIZ-G", notify_url="http://127.0.0.1:9/b")
+    assert wechat.pay(second["transaction_id"]).status == 204
+    assert sent == []  # the notifications were answered without waiting for the broker
+    assert done.wait(10)
+    assert sent == [(dispatch.FORWARD_MANY_TASK, [[first, second["transaction_id"]]])]
+    payment_app.extensions.pop("payment_forward_publisher")

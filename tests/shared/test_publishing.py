@@ -1,4 +1,4 @@
-"""Accepted messages are published from a background thread, several requests' ids per delivery task."""
+"""Ids are published from a background thread, several requests' ids per publish."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import threading
 import time
 
-from sms_service.outbox import CoalescingPublisher
+from shared.publishing import CoalescingPublisher
 
 
 class Recorder:
@@ -34,7 +34,7 @@ def wait_for(condition, seconds: float = 5.0) -> None:
 
 def test_ids_submitted_within_the_linger_go_out_in_one_publish_in_order():
     recorder = Recorder()
-    publisher = CoalescingPublisher(0.2, recorder)
+    publisher = CoalescingPublisher(0.2, recorder, name="delivery-publisher")
     publisher.submit(["MSG_1"])
     publisher.submit(["MSG_2", "MSG_3"])
     publisher.submit(["MSG_4"])
@@ -55,7 +55,7 @@ def test_no_linger_publishes_in_the_callers_thread():
 
 def test_a_failed_publish_does_not_stop_the_thread():
     recorder = Recorder(fail_first=1)
-    publisher = CoalescingPublisher(0.01, recorder)
+    publisher = CoalescingPublisher(0.01, recorder, name="delivery-publisher")
     publisher.submit(["MSG_lost_to_the_sweep"])
     wait_for(lambda: recorder.fail_first == 0)
     publisher.submit(["MSG_2"])
@@ -65,7 +65,7 @@ def test_a_failed_publish_does_not_stop_the_thread():
 
 def test_what_waits_at_exit_is_published_before_the_process_ends():
     script = (
-        "from sms_service.outbox import CoalescingPublisher\n"
+        "from shared.publishing import CoalescingPublisher\n"
         "publisher = CoalescingPublisher(60, lambda ids: print('published', *ids, flush=True))\n"
         "publisher.submit(['MSG_1', 'MSG_2'])\n"
     )

@@ -1,0 +1,63 @@
+"""Publishing ids to the broker from a background thread, those of several requests together."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+class CoalescingPublisher:
+    """Hands ids to ``publish`` from a background thread, those submitted within ``linger`` seconds together.
+
+    A Celery publish costs a request as much CPU as storing its row; one task for the ids of several
+    requests serves them as well. The ids must be committed rows before they get here, so nothing is lost
+    with them: ids this thread never publishes (the process died, the broker refused) are the sweep's to
+    publish again. ``linger`` 0 publishes in the caller's thread.
+    """
+
+    def __init__(self, linger: float, publish: Callable[[list[str]], bool], name: str = "publisher") -> None:
+        self.linger = linger
+        self.name = name
+        self._publish = publish
+        self._pending: list[str] = []
+        self._wakeup = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def submit(self, ids: list[str]) -> None:
+        if self.linger <= 0:
+            self._publish(list(ids))
+            return
+        with self._wakeup:
+            if self._pid != os.getpid():  # first use in this process (a fork inherits no running thread)
+                self._pid = os.getpid()
+                self._pending = []  # a parent's ids are the parent's to publish
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+                atexit.register(self.flush)
+            self._pending.extend(ids)
+            self._wakeup.notify()
+
+    def flush(self) -> None:
+        """Publish whatever is waiting, now (at exit: a graceful stop leaves nothing to the sweep)."""
+        with self._wakeup:
+            ids, self._pending = self._pending, []
+        if ids:
+            self._publish(ids)
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._pending:
+                    self._wakeup.wait()
+            time.sleep(self.linger)  # the requests arriving meanwhile join this publish
+            try:
+                self.flush()
+            except Exception:  # never let the thread die: the rows wait for the sweep
+                logger.exception("%s: publishing failed; the rows wait for the sweep", self.name)
