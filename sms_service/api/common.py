@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from shared.api import FastLoad
 from shared.db import isoformat
 
 MAX_PAGE_SIZE = 100
@@ -35,9 +36,15 @@ class PageArgsSchema(ma.Schema):
     )
 
 
-class IdempotencyHeaderSchema(ma.Schema):
+class IdempotencyHeaderSchema(FastLoad, ma.Schema):
     class Meta:
         unknown = ma.EXCLUDE
+
+    def fast_load(self, data) -> dict | None:
+        key = data.get("Idempotency-Key")
+        if key is None or key is ma.missing:
+            return {"idempotency_key": None}
+        return {"idempotency_key": key} if type(key) is str else None
 
     idempotency_key = ma.fields.String(
         data_key="Idempotency-Key",
