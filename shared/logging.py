@@ -91,6 +91,10 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
     for handler in root.handlers:
         if getattr(handler, "_laundry_service", None) == service:
             return
+    # What no line shows is not gathered (the logging docs' "Optimization"): the caller's frame, the thread
+    # and the process id. (Celery's worker lines show the process name, which stays.)
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = False
     handler = logging.StreamHandler(sys.stderr)
     handler._laundry_service = service
     handler.addFilter(RequestContextFilter())

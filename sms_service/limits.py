@@ -10,6 +10,8 @@ UPDATE … WHERE used + n <= cap RETURNING`` whose row locks serialise concurren
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -203,6 +205,7 @@ class RedisCounters:
 
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
+        self._own = threading.local()
 
     def location(self, tenant_id: str, counter: Counter) -> tuple[str, str]:
         """The hash and the field of a counter. The hash tag keeps one tenant's counters in one Redis
@@ -225,8 +228,34 @@ class RedisCounters:
             for counter in members:
                 arguments += [counter.mobile or "-", counter.amount, counter.cap]
             order += members
-        index = int(self.script(keys=keys, args=arguments))
+        index = int(self._run_script(keys, arguments))
         return order[index - 1] if index else None
+
+    def _run_script(self, keys: list[str], arguments: list) -> int:
+        """``EVALSHA`` on a connection of this thread's own.
+
+        Through the client, the pool checkout and check-in, the retry wrapper and the command metrics
+        cost an accepted send more CPU than the script itself. No retry here: a command that failed after
+        it was sent may have counted, so the request fails (503) and the connection is replaced.
+        """
+        from redis.exceptions import NoScriptError
+
+        connection = getattr(self._own, "connection", None)
+        if connection is None or self._own.pid != os.getpid():  # first use in this thread, or a fork
+            connection = self.client.connection_pool.make_connection()
+            self._own.connection, self._own.pid = connection, os.getpid()
+        command = ("EVALSHA", self.script.sha, len(keys), *keys, *arguments)
+        try:
+            try:
+                connection.send_command(*command)
+                return connection.read_response()
+            except NoScriptError:  # a restarted or flushed Redis: load the script, run it once more
+                self.client.script_load(CHECK_AND_INCREMENT)
+                connection.send_command(*command)
+                return connection.read_response()
+        except Exception:
+            connection.disconnect()
+            raise
 
     def release(self, tenant_id: str, counters: list[Counter]) -> None:
         """Give back what :meth:`consume` took when the request failed after it."""

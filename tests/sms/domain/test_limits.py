@@ -217,3 +217,40 @@ def test_redis_names_the_daily_quota_first_when_several_limits_are_exceeded():
         keys = store.client.keys(f"sms:limits:{{{tenant_id}}}:*")
         if keys:
             store.client.delete(*keys)
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
+def test_redis_counters_survive_a_flushed_script_cache_and_a_dropped_connection():
+    import redis
+
+    store = limits.RedisCounters(REDIS_URL)
+    tenant = Tenant(daily_quota=100, mobile_per_minute=5, mobile_per_hour=5, mobile_per_day=10)
+    tenant_id = f"TNT_conn_{time.time_ns()}"
+    now = datetime.now(UTC)
+    client = redis.Redis.from_url(REDIS_URL)
+
+    def consume(mobile: str):
+        return store.consume(None, tenant_id, limits.plan_counters(tenant, [mobile], now))
+
+    try:
+        assert consume("13800138000") is None
+        client.script_flush()  # as after a restart of Redis: the script is loaded again, and counts once
+        assert consume("13800138000") is None
+        quota = next(c for c in limits.plan_counters(tenant, ["1"], now) if c.kind == "daily_quota")
+        assert int(client.hget(*store.location(tenant_id, quota))) == 2
+
+        own = store._own.connection  # the store's connection in this thread, ended by the server
+        own.send_command("CLIENT", "ID")
+        assert client.client_kill_filter(_id=own.read_response()) == 1
+        outcomes = []
+        for mobile in ("13900139000", "15000150000"):
+            try:
+                outcomes.append(consume(mobile))
+            except redis.exceptions.ConnectionError:
+                outcomes.append("failed")
+        # A connection the server dropped fails at most the one command it was used for; then a new one.
+        assert outcomes[-1] is None and outcomes.count("failed") <= 1
+    finally:
+        keys = client.keys(f"sms:limits:{{{tenant_id}}}:*")
+        if keys:
+            client.delete(*keys)
