@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import jsonify
 from flask.views import MethodView
 
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
+from shared.db import isoformat
 from shared.envelope import envelope, ok
 from sms_service import records
 from sms_service.api.common import PageArgsSchema, UtcTime
@@ -23,22 +25,6 @@ class BatchMessageSchema(ma.Schema):
     status = ma.fields.String()
 
 
-class BatchMessages(ma.fields.List):
-    """A page of a batch's messages: a list of :class:`BatchMessageSchema` in the docs, written without a
-    nested dump per message (which cost a status read a fifth of its CPU). A test compares the two."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(ma.fields.Nested(BatchMessageSchema), **kwargs)
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        return [
-            {"message_id": message.id, "mobile": mask_mobile(message.mobile), "status": message.status}
-            for message in value
-        ]
-
-
 class BatchSchema(ma.Schema):
     batch_id = ma.fields.String()
     template_id = ma.fields.String()
@@ -49,7 +35,7 @@ class BatchSchema(ma.Schema):
         values=ma.fields.Integer(),
         metadata={"description": "Messages per status: " + ", ".join(STATUSES)},
     )
-    list = BatchMessages()
+    list = ma.fields.List(ma.fields.Nested(BatchMessageSchema))
     page = ma.fields.Integer()
     size = ma.fields.Integer()
 
@@ -62,8 +48,25 @@ class BatchById(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args, batch_id):
         """A batch's progress, its messages in request order"""
-        return ok(
-            records.batch_progress(
-                db.session, current_principal().tenant_id, batch_id, args["page"], args["size"]
-            )
+        progress = records.batch_progress(
+            db.session, current_principal().tenant_id, batch_id, args["page"], args["size"]
         )
+        return jsonify(ok(batch_answer(progress)))
+
+
+def batch_answer(progress: dict) -> dict:
+    """A batch's progress as :class:`BatchSchema` writes it, without the schema's dump (a nested dump per
+    message cost a status read a fifth of its CPU). A test compares the two."""
+    return {
+        "batch_id": progress["batch_id"],
+        "template_id": progress["template_id"],
+        "total": progress["total"],
+        "created_at": isoformat(progress["created_at"]),
+        "counts": progress["counts"],
+        "list": [
+            {"message_id": message.id, "mobile": mask_mobile(message.mobile), "status": message.status}
+            for message in progress["list"]
+        ],
+        "page": progress["page"],
+        "size": progress["size"],
+    }

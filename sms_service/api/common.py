@@ -25,7 +25,7 @@ class UtcTime(ma.fields.Field):
         return isoformat(value)
 
 
-class PageArgsSchema(ma.Schema):
+class PageArgsSchema(FastLoad, ma.Schema):
     page = ma.fields.Integer(
         load_default=1,
         validate=validate.Range(min=1, max=MAX_PAGE, error=f"page 必须在 1 到 {MAX_PAGE} 之间"),
@@ -34,6 +34,23 @@ class PageArgsSchema(ma.Schema):
         load_default=20,
         validate=validate.Range(min=1, max=MAX_PAGE_SIZE, error=f"size 必须在 1 到 {MAX_PAGE_SIZE} 之间"),
     )
+
+    def fast_load(self, data) -> dict | None:
+        if self.fields.keys() != {"page", "size"}:  # a subclass with more to load
+            return None
+        page, size = _plain_number(data.get("page"), 1), _plain_number(data.get("size"), 20)
+        if page is None or size is None or not (1 <= page <= MAX_PAGE and 1 <= size <= MAX_PAGE_SIZE):
+            return None
+        return {"page": page, "size": size}
+
+
+def _plain_number(value, default: int) -> int | None:
+    """A query value written as plain ASCII digits, or the default when absent; None for anything else."""
+    if value is ma.missing or value is None:
+        return default
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 9:
+        return int(value)
+    return None
 
 
 class IdempotencyHeaderSchema(FastLoad, ma.Schema):

@@ -8,7 +8,7 @@ from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import Headers
 
 from shared.envelope import envelope
-from sms_service.api.common import IdempotencyHeaderSchema
+from sms_service.api.common import IdempotencyHeaderSchema, PageArgsSchema
 from sms_service.api.send import SendArgsSchema, SendResultSchema
 from tests.sms.api.test_send_api import send
 
@@ -91,3 +91,45 @@ def test_the_answer_is_what_the_documented_schema_dumps(sms_client, sms_tenant, 
         again = send(sms_client, key, template.id, ["15000150000"], headers={"Idempotency-Key": "once"})
         assert again.get_json()["code"] == 0, again.get_json()
         assert envelope(SendResultSchema)().dump(again.get_json()) == again.get_json()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        [],
+        [("page", "2")],
+        [("page", "1"), ("size", "100")],
+        [("size", "007")],
+        [("page", "1000000"), ("other", "x")],
+        [("page", "0")],
+        [("size", "101")],
+        [("page", "-1")],
+        [("page", "+1")],
+        [("page", " 1")],
+        [("page", "1.0")],
+        [("page", "")],
+        [("page", "１")],
+        [("page", "99999999999")],
+    ],
+)
+def test_a_page_loads_fast_to_what_the_schema_loads_or_is_left_to_it(query):
+    from werkzeug.datastructures import MultiDict
+
+    schema = PageArgsSchema()
+    proxy = MultiDictProxy(MultiDict(query), schema)
+    fast = schema.fast_load(proxy)
+    try:  # as webargs loads a query: unknown parameters are left out
+        expected = "ok", schema.load(proxy, unknown=ma.EXCLUDE)
+    except ma.ValidationError as error:
+        expected = "error", error.messages
+    plain = all(v.isascii() and v.isdigit() and len(v) <= 9 for k, v in query if k in ("page", "size"))
+    if fast is None:  # left to the schema: anything not written plainly, and every error
+        assert expected[0] == "error" or not plain
+    else:
+        assert ("ok", fast) == expected
+
+
+def test_a_page_schema_with_more_fields_is_left_to_marshmallow():
+    from sms_service.api.records import RecordSearchArgsSchema
+
+    assert RecordSearchArgsSchema().fast_load(MultiDictProxy(Headers([]), RecordSearchArgsSchema())) is None

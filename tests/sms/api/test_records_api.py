@@ -103,23 +103,24 @@ def test_batch_of_another_tenant_is_404(sms_client, sms_db, sms_tenant, template
     assert response.status_code == 404 and response.get_json()["code"] == 404
 
 
-def test_a_batch_page_is_written_as_the_nested_schema_would_write_it():
+def test_a_batch_is_answered_as_its_schema_would_write_it():
+    from datetime import UTC, datetime
     from types import SimpleNamespace
 
-    import marshmallow as ma
+    from sms_service.api.batches import BatchSchema, batch_answer
 
-    from sms_service.api.batches import BatchMessageSchema, BatchSchema
-
-    class NestedReference(BatchSchema):
-        list = ma.fields.List(ma.fields.Nested(BatchMessageSchema))
-
-    page = {
+    progress = {
         "batch_id": "BATCH_1",
+        "template_id": "TMPL_1",
         "total": 2,
+        "created_at": datetime(2026, 11, 26, 3, 4, 5, 678901, tzinfo=UTC),
+        "counts": {"queued": 1, "failed": 1},
         "list": [
             SimpleNamespace(id="MSG_1", mobile="13800138000", status="queued"),
             SimpleNamespace(id="MSG_2", mobile="15000150000", status="failed"),
         ],
+        "page": 1,
+        "size": 20,
     }
-    assert BatchSchema().dump(page) == NestedReference().dump(page)
-    assert BatchSchema().dump({**page, "list": []}) == NestedReference().dump({**page, "list": []})
+    assert batch_answer(progress) == BatchSchema().dump(progress)
+    assert batch_answer({**progress, "list": []}) == BatchSchema().dump({**progress, "list": []})
