@@ -49,8 +49,8 @@ DEFAULTS: dict[str, Any] = {
     # work (forward, profit sharing) overdue by this long is published again by the sweep
     "SWEEP_GRACE_SECONDS": 300,
     "FORWARD_TIMEOUT_SECONDS": 5.0,
-    # an API process publishes the forwards of orders paid within this many ms as one task (0: at once)
-    "PUBLISH_LINGER_MS": 25,
+    # at most one forward publish per linger per process; quiet spells publish at once (0: in the request)
+    "PUBLISH_LINGER_MS": 50,
     "FORWARD_MAX_ATTEMPTS": 8,
     # retries wait RETRY_BASE_SECONDS × 2^(n-1), at most RETRY_MAX_SECONDS, jittered to 50–100 %
     "RETRY_BASE_SECONDS": 60.0,

@@ -13,12 +13,16 @@ logger = logging.getLogger(__name__)
 
 
 class CoalescingPublisher:
-    """Hands ids to ``publish`` from a background thread, those submitted within ``linger`` seconds together.
+    """Hands ids to ``publish`` from a background thread, at most one publish per ``linger`` seconds.
 
     A Celery publish costs a request as much CPU as storing its row; one task for the ids of several
-    requests serves them as well. The ids must be committed rows before they get here, so nothing is lost
-    with them: ids this thread never publishes (the process died, the broker refused) are the sweep's to
-    publish again. ``linger`` 0 publishes in the caller's thread.
+    requests serves them as well. An id submitted after a quiet spell is published at once; ids submitted
+    within ``linger`` of the last publish wait for the next one, together. So a lightly loaded process adds
+    no delay and a busy one publishes a task per ``linger`` whatever its request rate.
+
+    The ids must be committed rows before they get here, so nothing is lost with them: ids this thread
+    never publishes (the process died, the broker refused) are the sweep's to publish again. ``linger`` 0
+    publishes in the caller's thread.
     """
 
     def __init__(self, linger: float, publish: Callable[[list[str]], bool], name: str = "publisher") -> None:
@@ -52,11 +56,15 @@ class CoalescingPublisher:
             self._publish(ids)
 
     def _run(self) -> None:
+        last_publish = -self.linger
         while True:
             with self._wakeup:
                 while not self._pending:
                     self._wakeup.wait()
-            time.sleep(self.linger)  # the requests arriving meanwhile join this publish
+            wait = last_publish + self.linger - time.monotonic()
+            if wait > 0:  # published a moment ago: the requests arriving meanwhile join the next one
+                time.sleep(wait)
+            last_publish = time.monotonic()
             try:
                 self.flush()
             except Exception:  # never let the thread die: the rows wait for the sweep

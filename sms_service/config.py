@@ -47,8 +47,8 @@ DEFAULTS: dict[str, Any] = {
     "TENCENT_SDK_APP_ID": "",
     "TENCENT_REGION": "",
     "TENCENT_ENDPOINT": "",
-    # Dispatch. Accepted messages are published together with other requests' within the linger (0: at once).
-    "PUBLISH_LINGER_MS": 25,
+    # Dispatch: at most one delivery task per linger and process; after a quiet spell, at once (0: inline)
+    "PUBLISH_LINGER_MS": 50,
     "DISPATCH_BATCH_SIZE": 100,
     "DISPATCH_MAX_ATTEMPTS": 8,
     # Periodic work (celery beat): re-publish stuck rows, poll receipts, re-drive callbacks.

@@ -32,19 +32,29 @@ def wait_for(condition, seconds: float = 5.0) -> None:
         time.sleep(0.005)
 
 
-def test_ids_submitted_within_the_linger_go_out_in_one_publish_in_order():
+def test_after_a_quiet_spell_an_id_is_published_at_once_in_the_background():
     recorder = Recorder()
-    publisher = CoalescingPublisher(0.2, recorder, name="delivery-publisher")
+    publisher = CoalescingPublisher(5.0, recorder, name="delivery-publisher")
+    started = time.monotonic()
     publisher.submit(["MSG_1"])
-    publisher.submit(["MSG_2", "MSG_3"])
-    publisher.submit(["MSG_4"])
-    assert recorder.calls == []  # the request threads never wait for the broker
     wait_for(lambda: recorder.calls)
-    assert recorder.calls == [(["MSG_1", "MSG_2", "MSG_3", "MSG_4"], "delivery-publisher")]
+    assert time.monotonic() - started < 2.5  # not held for the linger
+    assert recorder.calls == [(["MSG_1"], "delivery-publisher")]
 
-    publisher.submit(["MSG_5"])  # the thread serves later requests too
+
+def test_ids_submitted_within_the_linger_of_a_publish_go_out_together_in_order():
+    recorder = Recorder()
+    publisher = CoalescingPublisher(0.4, recorder, name="delivery-publisher")
+    publisher.submit(["MSG_1"])
+    wait_for(lambda: recorder.calls)
+    first_published = time.monotonic()
+    publisher.submit(["MSG_2"])
+    publisher.submit(["MSG_3", "MSG_4"])
+    publisher.submit(["MSG_5"])
+    assert len(recorder.calls) == 1  # the request threads never wait for the broker
     wait_for(lambda: len(recorder.calls) == 2)
-    assert recorder.calls[1][0] == ["MSG_5"]
+    assert time.monotonic() - first_published >= 0.35  # one publish per linger at most
+    assert recorder.calls[1] == (["MSG_2", "MSG_3", "MSG_4", "MSG_5"], "delivery-publisher")
 
 
 def test_no_linger_publishes_in_the_callers_thread():
