@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from shared.db import fetch_page, read_alone
+from shared.db import bind_of, fetch_page, read_alone
 from shared.envelope import NotFoundError
 from sms_service.models import STATUSES, Batch, Message
 
@@ -40,6 +41,51 @@ _BATCH_PAGE = (
     .offset(bindparam("offset"))
     .limit(bindparam("limit"))
 )
+
+
+# On PostgreSQL all of it in one round trip: the batch, its counts by status as a JSON object and its page
+# as a JSON array of [id, mobile, status] (PostgreSQL builds both from the same index; 20 rows of JSON cost
+# less than a second round trip).
+_status_counts = (
+    select(Message.status, func.count().label("messages"))
+    .where(Message.batch_id == bindparam("batch_id"))
+    .group_by(Message.status)
+    .subquery()
+)
+_page_rows = (
+    select(Message.id, Message.mobile, Message.status, Message.created_at)
+    .where(Message.batch_id == bindparam("batch_id"))
+    .order_by(Message.created_at, Message.id)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+    .subquery()
+)
+_BATCH_AT_ONCE = select(
+    Batch.id,
+    Batch.template_id,
+    Batch.total,
+    Batch.created_at,
+    select(func.json_object_agg(_status_counts.c.status, _status_counts.c.messages))
+    .scalar_subquery()
+    .label("counts"),
+    select(
+        func.json_agg(
+            aggregate_order_by(
+                func.json_build_array(_page_rows.c.id, _page_rows.c.mobile, _page_rows.c.status),
+                _page_rows.c.created_at,
+                _page_rows.c.id,
+            )
+        )
+    )
+    .scalar_subquery()
+    .label("page"),
+).where(Batch.id == bindparam("batch_id"), Batch.tenant_id == bindparam("tenant_id"))
+
+
+class BatchMessage(NamedTuple):
+    id: str
+    mobile: str
+    status: str
 
 
 def get_record(session: Session, tenant_id: str, message_id: str) -> Row:
@@ -80,6 +126,15 @@ def search_records(
 
 
 def batch_progress(session: Session, tenant_id: str, batch_id: str, page: int, size: int) -> dict[str, Any]:
+    if bind_of(session).dialect.name == "postgresql":
+        return _batch_progress_at_once(session, tenant_id, batch_id, page, size)
+    return _batch_progress_in_two(session, tenant_id, batch_id, page, size)
+
+
+def _batch_progress_in_two(
+    session: Session, tenant_id: str, batch_id: str, page: int, size: int
+) -> dict[str, Any]:
+    """Anywhere: the batch with its counts, then its page."""
     rows = read_alone(session, _BATCH_WITH_COUNTS, {"batch_id": batch_id, "tenant_id": tenant_id})
     if not rows:
         raise NotFoundError("批次不存在", data={"batch_id": batch_id})
@@ -97,7 +152,28 @@ def batch_progress(session: Session, tenant_id: str, batch_id: str, page: int, s
         "total": batch.total,
         "created_at": batch.created_at,
         "counts": counts,
-        "list": messages,
+        "list": [BatchMessage(*message) for message in messages],
+        "page": page,
+        "size": size,
+    }
+
+
+def _batch_progress_at_once(
+    session: Session, tenant_id: str, batch_id: str, page: int, size: int
+) -> dict[str, Any]:
+    """On PostgreSQL: the same in one round trip."""
+    parameters = {"batch_id": batch_id, "tenant_id": tenant_id, "offset": (page - 1) * size, "limit": size}
+    rows = read_alone(session, _BATCH_AT_ONCE, parameters)
+    if not rows:
+        raise NotFoundError("批次不存在", data={"batch_id": batch_id})
+    batch = rows[0]
+    return {
+        "batch_id": batch.id,
+        "template_id": batch.template_id,
+        "total": batch.total,
+        "created_at": batch.created_at,
+        "counts": {**dict.fromkeys(STATUSES, 0), **(batch.counts or {})},
+        "list": [BatchMessage(*message) for message in batch.page or ()],
         "page": page,
         "size": size,
     }

@@ -93,6 +93,19 @@ def test_batch_shows_counts_by_status_and_masked_messages(sms_client, sms_db, sm
     assert [m["mobile"] for m in page_two.get_json()["data"]["list"]] == ["150****0000"]
 
 
+def test_a_batch_read_in_one_round_trip_is_the_batch_read_in_two(sms_db, sms_tenant, template):
+    from sms_service import records
+
+    tenant, _key = sms_tenant
+    items = [{"mobile": f"1380013{n:04d}", "variables": VARIABLES} for n in range(7)]
+    batch_id = sending.batch_send(sms_db, tenant.id, template.id, items)["batch_id"]
+    for page, size in ((1, 3), (2, 3), (3, 3), (4, 3), (1, 100)):
+        at_once = records._batch_progress_at_once(sms_db, tenant.id, batch_id, page, size)
+        assert at_once == records._batch_progress_in_two(sms_db, tenant.id, batch_id, page, size)
+    assert [m.mobile for m in at_once["list"]] == [item["mobile"] for item in items]
+    assert records._batch_progress_at_once(sms_db, tenant.id, batch_id, 4, 3)["list"] == []
+
+
 def test_batch_of_another_tenant_is_404(sms_client, sms_db, sms_tenant, template):
     tenant, _key = sms_tenant
     batch_id = sending.batch_send(
