@@ -4,6 +4,7 @@ many rows go in by COPY."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -61,17 +62,24 @@ def test_a_connection_in_steady_use_is_not_pinged(monkeypatch):
         dispose_engine(engine)
 
 
-@pytest.fixture
-def scratch_table():
+@contextmanager
+def scratch(label: str, *columns: sa.Column):
+    """A table of its own for a test, on an engine of its own: ``(engine, table)``, dropped afterwards."""
     engine = make_engine(POSTGRES_URL, pool_size=2)
-    name = f"scratch_execute_alone_{os.getpid()}"
-    table = sa.Table(name, sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
-    table.create(engine)
+    metadata = sa.MetaData()
+    table = sa.Table(f"scratch_{label}_{os.getpid()}", metadata, *columns)
+    metadata.create_all(engine)
     try:
         yield engine, table
     finally:
-        table.drop(engine)
+        metadata.drop_all(engine)
         dispose_engine(engine)
+
+
+@pytest.fixture
+def scratch_table():
+    with scratch("execute_alone", sa.Column("id", sa.Integer, primary_key=True)) as made:
+        yield made
 
 
 def test_a_statement_alone_runs_outside_any_transaction_and_is_committed(scratch_table):
@@ -107,23 +115,15 @@ TRICKY_TEXT = ["tab\there", "line\nbreak\r\n", "back\\slash \\N \\t", "", "ÂºïÂè
 
 @pytest.fixture
 def copy_table():
-    engine = make_engine(POSTGRES_URL, pool_size=2)
-    metadata = sa.MetaData()
-    table = sa.Table(
-        f"scratch_copy_{os.getpid()}",
-        metadata,
+    with scratch(
+        "copy",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("text", sa.Text, nullable=True),
         sa.Column("document", sa.JSON, nullable=True),
         sa.Column("flag", sa.Boolean, nullable=True),
         sa.Column("at", UTCDateTime(), nullable=True),
-    )
-    metadata.create_all(engine)
-    try:
-        yield engine, table
-    finally:
-        metadata.drop_all(engine)
-        dispose_engine(engine)
+    ) as made:
+        yield made
 
 
 def test_rows_inserted_by_copy_read_back_exactly(copy_table):
@@ -175,23 +175,15 @@ def test_elsewhere_the_rows_go_in_by_insert(tmp_path):
 
 @pytest.fixture
 def plan_table():
-    engine = make_engine(POSTGRES_URL, pool_size=2)
-    metadata = sa.MetaData()
-    table = sa.Table(
-        f"scratch_plan_{os.getpid()}",
-        metadata,
+    with scratch(
+        "plan",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("document", sa.JSON, nullable=True),
         sa.Column("maybe", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("at", UTCDateTime(), nullable=True),
         sa.Column("note", sa.Text, nullable=True, default="python-side default"),
-    )
-    metadata.create_all(engine)
-    try:
-        yield engine, table
-    finally:
-        metadata.drop_all(engine)
-        dispose_engine(engine)
+    ) as made:
+        yield made
 
 
 def test_a_statement_run_straight_on_the_driver_answers_as_sqlalchemy_does(plan_table):

@@ -196,9 +196,7 @@ def test_redis_counters_of_a_large_batch_count_all_or_none_and_expire_with_their
         assert int(client.hget(*store.location(tenant_id, quota))) == 5000
         assert client.hget(*store.location(tenant_id, again[0])) is None
     finally:
-        keys = client.keys(f"sms:limits:{{{tenant_id}}}:*")
-        if keys:
-            client.delete(*keys)
+        drop_counters(client, tenant_id)
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
@@ -214,9 +212,7 @@ def test_redis_names_the_daily_quota_first_when_several_limits_are_exceeded():
         store.release(tenant_id, limits.plan_counters(tenant, ["13800138000"], now))
         assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["13900139000"], now)) is None
     finally:
-        keys = store.client.keys(f"sms:limits:{{{tenant_id}}}:*")
-        if keys:
-            store.client.delete(*keys)
+        drop_counters(store.client, tenant_id)
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
@@ -251,6 +247,10 @@ def test_redis_counters_survive_a_flushed_script_cache_and_a_dropped_connection(
         # A connection the server dropped fails at most the one command it was used for; then a new one.
         assert outcomes[-1] is None and outcomes.count("failed") <= 1
     finally:
-        keys = client.keys(f"sms:limits:{{{tenant_id}}}:*")
-        if keys:
-            client.delete(*keys)
+        drop_counters(client, tenant_id)
+
+
+def drop_counters(client, tenant_id: str) -> None:
+    keys = client.keys(f"sms:limits:{{{tenant_id}}}:*")
+    if keys:
+        client.delete(*keys)
