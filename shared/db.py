@@ -266,7 +266,12 @@ class _DriverPlan:
             for key, value in self.compiled.construct_params(parameters).items()
         }
         dialect = engine.dialect
-        connection = engine.raw_connection()
+        try:
+            connection = engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:  # no connection to be had: as Engine.connect() raises it
+            raise DBAPIError.instance(
+                None, None, exc, dialect.loaded_dbapi.Error, True, dialect=dialect
+            ) from exc
         cursor = None
         try:
             cursor = connection.cursor()

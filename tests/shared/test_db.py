@@ -240,3 +240,13 @@ def test_a_scoped_session_is_not_made_for_a_statement_alone(plan_table):
     execute_alone(scoped, sa.insert(table), {"id": 5, "note": "scoped"})
     assert [row.id for row in read_alone(scoped, sa.select(table.c.id))] == [5]
     assert not scoped.registry.has()
+
+
+def test_a_database_that_cannot_be_reached_is_sqlalchemys_operational_error():
+    """What the API answers 503 for, on the driver's path as on SQLAlchemy's."""
+    engine = make_engine("postgresql://postgres@127.0.0.1:1/nowhere", pool_size=1)
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            read_alone(Session(engine), sa.select(sa.literal(1).label("one")))
+    finally:
+        dispose_engine(engine)
