@@ -158,6 +158,11 @@ def bulk_load(engine: sa.Engine, tenant_id: str, template_id: str, rows: int) ->
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(sa.text("VACUUM ANALYZE messages"))
         connection.execute(sa.text("VACUUM ANALYZE batches"))
+        # Write the load's dirty pages out now, not during the lookups: they are timed at rest.
+        try:
+            connection.execute(sa.text("CHECKPOINT"))
+        except sa.exc.DBAPIError:  # not allowed to this role: the lookups share the disk with it
+            pass
     return time.monotonic() - started
 
 

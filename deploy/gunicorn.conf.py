@@ -7,6 +7,7 @@ Metrics: every worker writes to ``PROMETHEUS_MULTIPROC_DIR`` (a private temporar
 that ``/metrics``, answered by any worker, adds up all of them.
 """
 
+import gc
 import math
 import os
 import shutil
@@ -92,6 +93,12 @@ def on_starting(server) -> None:
         directory = tempfile.mkdtemp(prefix="prometheus-gunicorn-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
         _own_metrics_dir.append(directory)
+
+
+def post_worker_init(worker) -> None:
+    """The app is loaded: its objects live as long as the worker, so the cyclic GC's full collections need
+    not scan them (a few hundred thousand objects: a pause of milliseconds inside some request)."""
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:
