@@ -31,6 +31,7 @@ class CoalescingPublisher:
         self._publish = publish
         self._pending: list[str] = []
         self._wakeup = threading.Condition()
+        self._publishing = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
@@ -49,11 +50,16 @@ class CoalescingPublisher:
             self._wakeup.notify()
 
     def flush(self) -> None:
-        """Publish whatever is waiting, now (at exit: a graceful stop leaves nothing to the sweep)."""
-        with self._wakeup:
-            ids, self._pending = self._pending, []
-        if ids:
-            self._publish(ids)
+        """Publish whatever is waiting, now (at exit: a graceful stop leaves nothing to the sweep).
+
+        One publish at a time: at exit this first waits for the one the thread may have under way, whose
+        ids are no longer waiting but not yet published either.
+        """
+        with self._publishing:
+            with self._wakeup:
+                ids, self._pending = self._pending, []
+            if ids:
+                self._publish(ids)
 
     def _run(self) -> None:
         last_publish = -self.linger
