@@ -32,11 +32,13 @@ PAYABLE_STATUSES = ("pending", "closed", "failed")
 
 
 _orders = PaymentOrder.__table__
+# OR of equalities, not IN: an IN list is rendered per execution, a statement with this once.
+_PAYABLE = or_(*(_orders.c.status == status for status in PAYABLE_STATUSES))
 # Built once: the transition runs for every first delivery of a paid notification.
 # channel_transaction_id, paid_at and updated_at are SET from the parameters of the call.
 _MARK_PAID = (
     update(_orders)
-    .where(_orders.c.id == bindparam("order_id"), _orders.c.status.in_(PAYABLE_STATUSES))
+    .where(_orders.c.id == bindparam("order_id"), _PAYABLE)
     .values(status="paid")
     .returning(
         _orders.c.id,
@@ -54,8 +56,7 @@ _paid = (
     update(_orders)
     .where(
         _orders.c.id == bindparam("order_id"),
-        # OR of equalities, not IN: an IN list is rendered per execution, this statement once.
-        or_(*(_orders.c.status == status for status in PAYABLE_STATUSES)),
+        _PAYABLE,
         _orders.c.sharing_plan.is_(None),
     )
     .values(

@@ -219,25 +219,21 @@ def existing_session(session: Session | scoped_session) -> Session | None:
     return session
 
 
-def bind_of(session: Session | scoped_session) -> Engine | Connection:
+def bind_of(session: Session | scoped_session) -> Engine | Connection | None:
     """The engine (or, in tests, the connection) the session runs on, without making a scoped session."""
     made = existing_session(session)
     if made is None:
-        return session.session_factory.kw["bind"]
+        return session.session_factory.kw.get("bind")
     return made.bind or made.get_bind()
 
 
 def _autocommit_twin(session: Session) -> Engine | None:
     """The autocommit twin of the session's engine, when nothing ties the statement to the session."""
     made = existing_session(session)
-    if made is None:  # no session yet in this scope: nothing begun, and none to make
-        bind = session.session_factory.kw.get("bind")
-        return _AUTOCOMMIT_TWINS.get(bind) if isinstance(bind, Engine) else None
-    session = made
-    bind = session.bind or session.get_bind()
-    if session.in_transaction() or not isinstance(bind, Engine):
+    if made is not None and made.in_transaction():
         return None
-    return _AUTOCOMMIT_TWINS.get(bind)
+    bind = bind_of(session)
+    return _AUTOCOMMIT_TWINS.get(bind) if isinstance(bind, Engine) else None
 
 
 class _DriverPlan:

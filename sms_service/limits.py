@@ -204,6 +204,7 @@ class RedisCounters:
         import redis
 
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._no_script = redis.exceptions.NoScriptError
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
         self._own = threading.local()
 
@@ -238,8 +239,6 @@ class RedisCounters:
         cost an accepted send more CPU than the script itself. No retry here: a command that failed after
         it was sent may have counted, so the request fails (503) and the connection is replaced.
         """
-        from redis.exceptions import NoScriptError
-
         connection = getattr(self._own, "connection", None)
         if connection is None or self._own.pid != os.getpid():  # first use in this thread, or a fork
             connection = self.client.connection_pool.make_connection()
@@ -249,7 +248,7 @@ class RedisCounters:
             try:
                 connection.send_command(*command)
                 return connection.read_response()
-            except NoScriptError:  # a restarted or flushed Redis: load the script, run it once more
+            except self._no_script:  # a restarted or flushed Redis: load the script, run it once more
                 self.client.script_load(CHECK_AND_INCREMENT)
                 connection.send_command(*command)
                 return connection.read_response()

@@ -52,14 +52,7 @@ _status_counts = (
     .group_by(Message.status)
     .subquery()
 )
-_page_rows = (
-    select(Message.id, Message.mobile, Message.status, Message.created_at)
-    .where(Message.batch_id == bindparam("batch_id"))
-    .order_by(Message.created_at, Message.id)
-    .offset(bindparam("offset"))
-    .limit(bindparam("limit"))
-    .subquery()
-)
+_page_rows = _BATCH_PAGE.add_columns(Message.created_at).subquery()
 _BATCH_AT_ONCE = select(
     Batch.id,
     Batch.template_id,
