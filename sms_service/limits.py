@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
-from shared.envelope import TooManyRequestsError
+from shared.envelope import ServiceUnavailableError, TooManyRequestsError
 from sms_service.mobiles import mask_mobile
 from sms_service.models import LimitCounter, Tenant
 from sms_service.send_profiles import SendProfile
@@ -205,6 +205,7 @@ class RedisCounters:
 
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self._no_script = redis.exceptions.NoScriptError
+        self._unreachable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
         self._own = threading.local()
 
@@ -252,16 +253,26 @@ class RedisCounters:
                 self.client.script_load(CHECK_AND_INCREMENT)
                 connection.send_command(*command)
                 return connection.read_response()
+        except self._unreachable as exc:
+            connection.disconnect()
+            logger.warning("limit counters unavailable: %s: %s", type(exc).__name__, exc)
+            raise ServiceUnavailableError(
+                "服务暂不可用: 限额计数无法连接, 请稍后重试", headers={"Retry-After": "1"}
+            ) from exc
         except Exception:
             connection.disconnect()
             raise
 
     def release(self, tenant_id: str, counters: list[Counter]) -> None:
-        """Give back what :meth:`consume` took when the request failed after it."""
+        """Give back what :meth:`consume` took when the request failed after it. With Redis gone too, the
+        request's own error is the one to answer: the counters then expire with their window."""
         pipeline = self.client.pipeline()
         for counter in counters:
             pipeline.hincrby(*self.location(tenant_id, counter), -counter.amount)
-        pipeline.execute()
+        try:
+            pipeline.execute()
+        except self._unreachable as exc:
+            logger.warning("could not give back %d limit counter(s): %s", len(counters), exc)
 
     def purge(self, session: Session) -> int:
         return 0  # Redis expires the keys itself

@@ -307,3 +307,25 @@ def test_batch_send_idempotency_and_quota(sms_client, sms_db, published):
     assert again.get_json() == first.get_json() and count_messages(sms_db) == 2
     over = batch(sms_client, key, template.id, items[:1])
     assert over.status_code == 429 and over.get_json()["data"]["limit"] == "daily_quota"
+
+
+def test_limit_counters_out_of_reach_answer_503_and_store_nothing(
+    sms_app, sms_client, sms_db, sms_tenant, template, monkeypatch
+):
+    from sms_service import limits
+
+    unreachable = limits.RedisCounters("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    monkeypatch.setitem(sms_app.extensions, "sms_limits", unreachable)
+    _tenant, key = sms_tenant
+    before = count_messages(sms_db)
+    response = send(sms_client, key, template.id, ["13800138000"])
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json() == {
+        "code": 503,
+        "data": None,
+        "message": "服务暂不可用: 限额计数无法连接, 请稍后重试",
+    }
+    assert count_messages(sms_db) == before
+    # Giving counters back with Redis gone leaves the request's own error to answer.
+    counters = limits.plan_counters(limits.Tenant(daily_quota=1), ["13800138000"], limits.utcnow())
+    unreachable.release("TNT_x", counters)
