@@ -10,14 +10,15 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
 
 from flask import g, has_request_context, request
 
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_MOBILE_DIGITS = re.compile(r"1[3-9]\d{9}")  # in every match of _MOBILE; found far faster
 _API_KEY = re.compile(r"sk_live_[A-Za-z0-9_\-]{4,}")
 _PEM = re.compile(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.S)
 
@@ -25,8 +26,14 @@ _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "as
 
 
 def redact(text: str) -> str:
-    text = _PEM.sub("[PEM redacted]", text)
-    text = _API_KEY.sub("sk_live_***", text)
+    # What every match must contain is looked for first: most lines hold no key, PEM block or mobile, and
+    # the full patterns scan a line many times slower (every line of every request passes here).
+    if "-----BEGIN " in text:
+        text = _PEM.sub("[PEM redacted]", text)
+    if "sk_live_" in text:
+        text = _API_KEY.sub("sk_live_***", text)
+    if _MOBILE_DIGITS.search(text) is None:
+        return text
     return _MOBILE.sub(r"\1****\3", text)
 
 
@@ -34,12 +41,12 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+        self._encoder = json.JSONEncoder(ensure_ascii=False, default=str)
+        self._second: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": self._time(record.created),
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
@@ -50,7 +57,14 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = redact(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return self._encoder.encode(entry)
+
+    def _time(self, created: float) -> str:
+        """ISO 8601 UTC with milliseconds and ``Z``; the part up to the second is formatted once a second."""
+        second = int(created)
+        if second != self._second[0]:
+            self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return f"{self._second[1]}.{int((created - second) * 1000):03d}Z"
 
 
 _CONTEXT: ContextVar[tuple[tuple[str, object], ...]] = ContextVar("log_context", default=())

@@ -149,14 +149,20 @@ def init_app(app: Flask, live: Iterable[LiveCollector] = ()) -> None:
     # First, so a request another hook refuses (401, 400) is timed too.
     app.before_request_funcs.setdefault(None, []).insert(0, _start_timer)
 
+    latency_by_labels: dict[tuple[str, str, int], Histogram] = {}  # labels() looks up under a lock
+
     @app.after_request
     def _observe(response):
         started = g.pop("request_started", None)
         if started is not None:
             endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-            REQUEST_LATENCY.labels(request.method, endpoint, str(response.status_code)).observe(
-                time.perf_counter() - started
-            )
+            labels = (request.method, endpoint, response.status_code)
+            latency = latency_by_labels.get(labels)
+            if latency is None:
+                latency = REQUEST_LATENCY.labels(request.method, endpoint, str(response.status_code))
+                if len(latency_by_labels) < 10_000:  # methods × routes × statuses: a few hundred
+                    latency_by_labels[labels] = latency
+            latency.observe(time.perf_counter() - started)
         return response
 
     def metrics() -> Response:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
+
+from shared.forking import fork_generation
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +34,15 @@ class CoalescingPublisher:
         self._wakeup = threading.Condition()
         self._publishing = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._pid = 0
+        self._generation = -1
 
     def submit(self, ids: list[str]) -> None:
         if self.linger <= 0:
             self._publish(list(ids))
             return
         with self._wakeup:
-            if self._pid != os.getpid():  # first use in this process (a fork inherits no running thread)
-                self._pid = os.getpid()
+            if self._generation != fork_generation():  # first use in this process (a fork inherits no thread)
+                self._generation = fork_generation()
                 self._pending = []  # a parent's ids are the parent's to publish
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()

@@ -55,6 +55,12 @@ def _unbind_task_log_context(task_id=None, **_) -> None:
         scope.__exit__(None, None, None)
 
 
+def ids_argsrepr(ids: list[str]) -> str:
+    """How a task given one list of ids shows in the worker's log lines (Celery's ``argsrepr``): the first
+    id and how many. Celery's own safe repr of the whole list cost a publish a sixth of its CPU."""
+    return f"[[{ids[0]!r}, … {len(ids)} ids]]" if ids else "[[]]"
+
+
 def new_celery(name: str) -> Celery:
     return Celery(name, task_cls=AppContextTask, set_as_current=False)
 

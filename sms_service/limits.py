@@ -10,7 +10,6 @@ UPDATE … WHERE used + n <= cap RETURNING`` whose row locks serialise concurren
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import utcnow
 from shared.envelope import ServiceUnavailableError, TooManyRequestsError
+from shared.forking import fork_generation
 from sms_service.mobiles import mask_mobile
 from sms_service.models import LimitCounter, Tenant
 from sms_service.send_profiles import SendProfile
@@ -208,6 +208,13 @@ class RedisCounters:
         self._unreachable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
         self._own = threading.local()
+        try:  # the C packer redis-py itself uses, without its per-call argument checks
+            from hiredis import pack_command
+
+            self._pack = pack_command
+        except ImportError:
+            packer = redis.Connection()
+            self._pack = lambda command: b"".join(packer.pack_command(*command))
 
     def location(self, tenant_id: str, counter: Counter) -> tuple[str, str]:
         """The hash and the field of a counter. The hash tag keeps one tenant's counters in one Redis
@@ -222,18 +229,18 @@ class RedisCounters:
         for counter in sorted(counters, key=lambda counter: REPORT_ORDER.index(counter.kind)):
             groups.setdefault((counter.kind, counter.window), []).append(counter)
         keys: list[str] = []
-        arguments: list[str | int] = []
+        arguments: list[str] = []  # as text: what the packer takes (and Redis receives) anyway
         order: list[Counter] = []
         for members in groups.values():
             keys.append(self.location(tenant_id, members[0])[0])
-            arguments += [members[0].ends_at + DAY_SECONDS, len(members)]
+            arguments += [str(members[0].ends_at + DAY_SECONDS), str(len(members))]
             for counter in members:
-                arguments += [counter.mobile or "-", counter.amount, counter.cap]
+                arguments += [counter.mobile or "-", str(counter.amount), str(counter.cap)]
             order += members
         index = int(self._run_script(keys, arguments))
         return order[index - 1] if index else None
 
-    def _run_script(self, keys: list[str], arguments: list) -> int:
+    def _run_script(self, keys: list[str], arguments: list[str]) -> int:
         """``EVALSHA`` on a connection of this thread's own.
 
         Through the client, the pool checkout and check-in, the retry wrapper and the command metrics
@@ -241,17 +248,17 @@ class RedisCounters:
         it was sent may have counted, so the request fails (503) and the connection is replaced.
         """
         connection = getattr(self._own, "connection", None)
-        if connection is None or self._own.pid != os.getpid():  # first use in this thread, or a fork
+        if connection is None or self._own.generation != fork_generation():  # first use here, or a fork
             connection = self.client.connection_pool.make_connection()
-            self._own.connection, self._own.pid = connection, os.getpid()
-        command = ("EVALSHA", self.script.sha, len(keys), *keys, *arguments)
+            self._own.connection, self._own.generation = connection, fork_generation()
+        command = self._pack(("EVALSHA", self.script.sha, str(len(keys)), *keys, *arguments))
         try:
             try:
-                connection.send_command(*command)
+                connection.send_packed_command([command])
                 return connection.read_response()
             except self._no_script:  # a restarted or flushed Redis: load the script, run it once more
                 self.client.script_load(CHECK_AND_INCREMENT)
-                connection.send_command(*command)
+                connection.send_packed_command([command])
                 return connection.read_response()
         except self._unreachable as exc:
             connection.disconnect()

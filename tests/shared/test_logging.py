@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import re
+import time
 
 from flask import Flask, g
 
-from shared.logging import JsonFormatter, RequestContextFilter, redact
+from shared.logging import _MOBILE, JsonFormatter, RequestContextFilter, redact
 
 
 def test_redact_masks_mobiles_keys_and_pem():
@@ -22,6 +25,25 @@ def test_redact_masks_mobiles_keys_and_pem():
 
 def test_redact_leaves_other_numbers_alone():
     assert redact("order 202605101234567 amount 2000") == "order 202605101234567 amount 2000"
+
+
+def test_redact_masks_exactly_what_the_full_pattern_masks():
+    """redact looks for 11 digits first; it must mask every mobile the full pattern finds, no more."""
+    pieces = ["1", "3", "8", "6", "+", "0", "9", "5", " ", "a", "-", "13800138000", "8613912345678", "+86"]
+    generator = random.Random(7)
+    for _ in range(3000):
+        text = "".join(generator.choice(pieces) for _ in range(generator.randint(1, 30)))
+        assert redact(text) == _MOBILE.sub(r"\1****\3", text), text
+
+
+def test_log_time_is_utc_iso_with_milliseconds():
+    formatter = JsonFormatter("sms")
+    record = logging.makeLogRecord({"msg": "x", "created": 1764140400.0456})  # 2025-11-26T07:00:00.045Z
+    assert json.loads(formatter.format(record))["time"] == "2025-11-26T07:00:00.045Z"
+    record = logging.makeLogRecord({"msg": "x", "created": time.time()})
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", json.loads(formatter.format(record))["time"]
+    )
 
 
 def test_json_line_carries_request_and_tenant():
