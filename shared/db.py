@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 import time
 import weakref
 from collections import namedtuple
@@ -24,6 +25,8 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
+
+from shared.forking import fork_generation
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -140,10 +143,11 @@ _AUTOCOMMIT_TWINS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDi
 
 
 def dispose_engine(engine: Engine) -> None:
-    """Close the pooled connections of ``engine`` and of its autocommit twin."""
+    """Close the pooled connections of ``engine`` and of its autocommit twin (this thread's held one too)."""
     engine.dispose()
     twin = _AUTOCOMMIT_TWINS.get(engine)
     if twin is not None:
+        _let_go(twin)
         twin.dispose()
 
 
@@ -263,7 +267,7 @@ class _DriverPlan:
         }
         dialect = engine.dialect
         try:
-            connection = engine.raw_connection()
+            connection, held = _connection_for(engine)
         except dialect.loaded_dbapi.Error as exc:  # no connection to be had: as Engine.connect() raises it
             raise DBAPIError.instance(
                 None, None, exc, dialect.loaded_dbapi.Error, True, dialect=dialect
@@ -277,13 +281,18 @@ class _DriverPlan:
             invalidated = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
             if invalidated:
                 engine.pool._invalidate(connection, exc)
+                if held is not None:
+                    _let_go(engine)
             raise DBAPIError.instance(
                 self.sql, values, exc, dialect.loaded_dbapi.Error, invalidated, dialect=dialect
             ) from exc
         finally:
             if cursor is not None:
                 cursor.close()
-            connection.close()
+            if held is not None:
+                held.used_at = time.monotonic()
+            else:
+                connection.close()
         if not rows:
             return []
         if self.row_type is None:
@@ -300,6 +309,90 @@ class _DriverPlan:
             )
             for row in rows
         ]
+
+
+class _Held:
+    """The pooled connection of an autocommit twin that one thread keeps between statements that run alone.
+
+    A checkout and a check-in cost a statement as much CPU as its parameters and its SQL together (the
+    pool's queue, its events, the idle ping's bookkeeping). A thread keeps one connection, of one engine,
+    at a time; as many threads as the twin's pool size keep one, the others check out as before. A held
+    connection idle past ``PING_AFTER_IDLE_SECONDS`` is pinged before use and replaced if dead; one that
+    fails with a disconnect is let go; a thread that ends gives its connection back to the pool.
+    """
+
+    __slots__ = ("connection", "engine", "used_at", "generation")
+
+    def __init__(self, connection, engine: Engine) -> None:
+        self.connection = connection  # the pool's proxy, as Engine.raw_connection() returns it
+        self.engine = engine
+        self.used_at = time.monotonic()
+        self.generation = fork_generation()
+
+    def usable_for(self, engine: Engine) -> bool:
+        return (
+            self.engine is engine
+            and self.generation == fork_generation()
+            and self.connection._pool is engine.pool  # not since engine.dispose()
+        )
+
+    def release(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        if self.generation != fork_generation():  # the parent's: closing it would end the parent's session
+            _INHERITED.append(connection)
+            return
+        with _HOLDERS_LOCK:
+            generation, holders = _HOLDERS.get(self.engine, (self.generation, 1))
+            _HOLDERS[self.engine] = (generation, max(0, holders - 1))
+        connection.close()  # back to the pool (an invalidated one is discarded there)
+
+    def __del__(self) -> None:  # the thread ended: its thread-local values go
+        try:
+            self.release()
+        except Exception:  # at interpreter exit the pool may be gone already
+            pass
+
+
+_LOCAL = threading.local()
+_HOLDERS: weakref.WeakKeyDictionary[Engine, tuple[int, int]] = weakref.WeakKeyDictionary()
+_HOLDERS_LOCK = threading.Lock()
+_INHERITED: list = []  # a parent's connections in a forked child: never used, never closed (shared sockets)
+
+
+def _connection_for(engine: Engine) -> tuple[Any, _Held | None]:
+    """This thread's held connection of ``engine``, else one checked out: ``(connection, held or None)``."""
+    held: _Held | None = getattr(_LOCAL, "held", None)
+    if held is not None:
+        if held.usable_for(engine):
+            if time.monotonic() - held.used_at < PING_AFTER_IDLE_SECONDS:
+                return held.connection, held
+            try:
+                engine.dialect.do_ping(held.connection.dbapi_connection)
+                return held.connection, held
+            except Exception as exc:  # dead: replaced below, as the pool would replace it
+                held.connection.invalidate(exc)
+        _let_go()
+    connection = engine.raw_connection()
+    generation = fork_generation()
+    with _HOLDERS_LOCK:
+        counted, holders = _HOLDERS.get(engine, (generation, 0))
+        if counted != generation:  # counted by the parent process
+            holders = 0
+        if holders >= engine.pool.size():
+            return connection, None
+        _HOLDERS[engine] = (generation, holders + 1)
+    held = _LOCAL.held = _Held(connection, engine)
+    return connection, held
+
+
+def _let_go(engine: Engine | None = None) -> None:
+    """Give this thread's held connection (of ``engine``, or of any) back to its pool."""
+    held: _Held | None = getattr(_LOCAL, "held", None)
+    if held is not None and (engine is None or held.engine is engine):
+        del _LOCAL.held
+        held.release()
 
 
 _DRIVER_PLANS: dict[tuple, _DriverPlan | None] = {}

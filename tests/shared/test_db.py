@@ -3,7 +3,9 @@ many rows go in by COPY."""
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -225,13 +227,75 @@ def test_driver_errors_are_sqlalchemys_and_a_dead_connection_is_replaced(plan_ta
     with pytest.raises(sa.exc.IntegrityError):
         execute_alone(Session(engine), insert_full, {"id": 1, "note": "again"})
 
-    twin = _AUTOCOMMIT_TWINS[engine]
-    pid_of = sa.text("SELECT pg_backend_pid()")
-    _kill_pooled_connection(twin)
+    dead_pid = _end_backend(read_alone(Session(engine), PID)[0].pid)  # the connection this thread holds
     with pytest.raises(sa.exc.OperationalError):  # the dead connection fails this one use …
         read_alone(Session(engine), sa.select(table.c.id))
     assert [row.id for row in read_alone(Session(engine), sa.select(table.c.id))] == [1]  # … and is gone
-    assert read_alone(Session(engine), pid_of)  # a text statement runs too
+    assert read_alone(Session(engine), PID)[0].pid != dead_pid
+    assert read_alone(Session(engine), sa.text("SELECT pg_backend_pid()"))  # a text statement runs too
+
+
+PID = sa.select(sa.func.pg_backend_pid().label("pid"))
+
+
+def _end_backend(pid: int) -> int:
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as other:
+        assert other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    admin.dispose()
+    return pid
+
+
+def _in_threads(count: int, work) -> list:
+    results, errors = [None] * count, []
+
+    def run(index: int) -> None:
+        try:
+            results[index] = work(index)
+        except Exception as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gc.collect()
+    assert not errors, errors
+    return results
+
+
+def test_a_thread_keeps_its_connection_between_statements_and_gives_it_back_when_it_ends(plan_table):
+    engine, _ = plan_table
+    twin = _AUTOCOMMIT_TWINS[engine]
+
+    def three_statements(_index: int) -> set[int]:
+        return {read_alone(Session(engine), PID)[0].pid for _ in range(3)}
+
+    assert [len(pids) for pids in _in_threads(1, three_statements)] == [1]  # one connection, kept
+    assert twin.pool.checkedout() == 0  # the thread ended: back in the pool
+
+
+def test_threads_beyond_the_pool_size_check_out_as_before(plan_table):
+    engine, _ = plan_table
+    twin = _AUTOCOMMIT_TWINS[engine]
+    barrier = threading.Barrier(4)
+
+    def statements(_index: int) -> int:
+        barrier.wait()
+        return sum(
+            read_alone(Session(engine), sa.select(sa.literal(1).label("one")))[0].one for _ in range(20)
+        )
+
+    assert _in_threads(4, statements) == [20] * 4
+    assert twin.pool.checkedout() == 0
+
+
+def test_a_held_connection_idle_past_the_threshold_is_pinged_and_replaced(plan_table, monkeypatch):
+    engine, _ = plan_table
+    dead_pid = _end_backend(read_alone(Session(engine), PID)[0].pid)
+    monkeypatch.setattr("shared.db.PING_AFTER_IDLE_SECONDS", 0.0)
+    assert read_alone(Session(engine), PID)[0].pid != dead_pid  # no error: the ping found it dead
 
 
 def test_a_scoped_session_is_not_made_for_a_statement_alone(plan_table):

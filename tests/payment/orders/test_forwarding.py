@@ -164,7 +164,9 @@ def test_several_paid_orders_go_out_in_one_task_and_the_worker_fans_it_out(monke
     from payment_service.tasks import forward_many
 
     sent: list[tuple[str, list]] = []
-    monkeypatch.setattr(dispatch.celery, "send_task", lambda name, args, queue: sent.append((name, args)))
+    monkeypatch.setattr(
+        dispatch.celery, "send_task", lambda name, args, queue, **_options: sent.append((name, args))
+    )
     assert dispatch.publish_forwards(["PAY_1", "PAY_2", "PAY_3"])
     assert sent == [(dispatch.FORWARD_MANY_TASK, [["PAY_1", "PAY_2", "PAY_3"]])]
     assert published.tasks == []
