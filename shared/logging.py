@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from flask import g, has_request_context, request
+from flask.globals import _cv_app, _cv_request
 
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 _MOBILE_DIGITS = re.compile(r"1[3-9]\d{9}")  # in every match of _MOBILE; found far faster
@@ -88,12 +88,14 @@ class RequestContextFilter(logging.Filter):
         for name, value in _CONTEXT.get():
             if not hasattr(record, name):
                 setattr(record, name, value)
-        if has_request_context():
-            record.request_id = getattr(g, "request_id", None)
-            principal = getattr(g, "principal", None)
+        request_context = _cv_request.get(None)  # what has_request_context() and the proxies look up
+        if request_context is not None:
+            request_globals = _cv_app.get().g
+            record.request_id = getattr(request_globals, "request_id", None)
+            principal = getattr(request_globals, "principal", None)
             if principal is not None:
                 record.tenant_id = principal.tenant_id
-            for name, value in (request.view_args or {}).items():
+            for name, value in (request_context.request.view_args or {}).items():
                 if name.endswith("_id") and not hasattr(record, name):
                     setattr(record, name, value)
         return True
