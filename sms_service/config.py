@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "TENCENT_REGION": "",
     "TENCENT_ENDPOINT": "",
     # Dispatch: at most one delivery task per linger and process; after a quiet spell, at once (0: inline)
-    "PUBLISH_LINGER_MS": 50,
+    "PUBLISH_LINGER_MS": 100,
     "DISPATCH_BATCH_SIZE": 100,
     "DISPATCH_MAX_ATTEMPTS": 8,
     # Periodic work (celery beat): re-publish stuck rows, poll receipts, re-drive callbacks.

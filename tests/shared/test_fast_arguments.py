@@ -7,7 +7,7 @@ import json
 
 import marshmallow as ma
 import pytest
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask.views import MethodView
 
 from shared.api import Blueprint, EnvelopeApi, FastLoad, _Parser
@@ -63,7 +63,10 @@ def client():
         @blp.arguments(QuerySchema, location="query")
         @blp.arguments(BodySchema)
         def post(self, headers, query, body):
-            return jsonify({"headers": headers, "query": query, "body": body})
+            # The body stays readable after the arguments were loaded, whichever way.
+            return jsonify(
+                {"headers": headers, "query": query, "body": body, "raw": request.get_data(as_text=True)}
+            )
 
     api.register_blueprint(blp)
     return app.test_client()
@@ -91,6 +94,9 @@ REQUESTS = [
     {"json": {"name": "a"}, "query_string": "page=x"},
     {"json": {"name": "a"}, "query_string": "page=2&page=5&other=1"},
     {"json": {"name": "a"}, "headers": {"X-Token": "é"}},
+    {"json": {"name": "a", "tags": ["t" * 5000]}},  # over MAX_CONTENT_LENGTH: 413 either way
+    {"json": {"name": "a"}, "content_type": "application/json; charset=utf-8"},
+    {"json": {"name": "a"}, "content_type": "application/merge-patch+json"},
 ]
 
 
@@ -116,4 +122,9 @@ def test_plainly_valid_arguments_do_not_go_through_webargs(client, monkeypatch):
         client, {"json": {"name": "a", "tags": ["t"]}, "headers": {"X-Token": "k"}, "query_string": "page=2"}
     )
     assert status == 200
-    assert body == {"headers": {"token": "k"}, "query": {"page": 2}, "body": {"name": "a", "tags": ["t"]}}
+    assert body == {
+        "headers": {"token": "k"},
+        "query": {"page": 2},
+        "body": {"name": "a", "tags": ["t"]},
+        "raw": '{"name": "a", "tags": ["t"]}',
+    }
