@@ -199,6 +199,28 @@ return 0
 """
 
 
+# The same for a request whose every hash has one field (a send to one mobile: the common case), in half the
+# script time: each counter is incremented and checked in turn; the first that goes over undoes the
+# increments before it and its own, and its position (1-based) is returned. ARGV, for each hash in turn:
+# its expiry, the field, the amount and the cap. The expiry is set before the check, so an undone counter
+# left at 0 still expires.
+CHECK_AND_INCREMENT_SINGLES = """
+for k = 1, #KEYS do
+  local base = 4 * (k - 1)
+  local total = redis.call('HINCRBY', KEYS[k], ARGV[base + 2], ARGV[base + 3])
+  redis.call('EXPIREAT', KEYS[k], ARGV[base + 1])
+  if total > tonumber(ARGV[base + 4]) then
+    for j = 1, k do
+      local undo = 4 * (j - 1)
+      redis.call('HINCRBY', KEYS[j], ARGV[undo + 2], -tonumber(ARGV[undo + 3]))
+    end
+    return k
+  end
+end
+return 0
+"""
+
+
 class RedisCounters:
     """Counters in Redis: a Lua script checks every counter and increments them all, or none."""
 
@@ -209,6 +231,7 @@ class RedisCounters:
         self._no_script = redis.exceptions.NoScriptError
         self._unreachable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
+        self.singles_script = self.client.register_script(CHECK_AND_INCREMENT_SINGLES)
         self._own = threading.local()
         try:  # the C packer redis-py itself uses, without its per-call argument checks
             from hiredis import pack_command
@@ -233,16 +256,18 @@ class RedisCounters:
         keys: list[str] = []
         arguments: list[str] = []  # as text: what the packer takes (and Redis receives) anyway
         order: list[Counter] = []
+        singles = all(len(members) == 1 for members in groups.values())
         for members in groups.values():
             keys.append(self.location(tenant_id, members[0])[0])
-            arguments += [str(members[0].ends_at + DAY_SECONDS), str(len(members))]
+            expire_at = str(members[0].ends_at + DAY_SECONDS)
+            arguments += [expire_at] if singles else [expire_at, str(len(members))]
             for counter in members:
                 arguments += [counter.mobile or "-", str(counter.amount), str(counter.cap)]
             order += members
-        index = int(self._run_script(keys, arguments))
+        index = int(self._run_script(self.singles_script if singles else self.script, keys, arguments))
         return order[index - 1] if index else None
 
-    def _run_script(self, keys: list[str], arguments: list[str]) -> int:
+    def _run_script(self, script, keys: list[str], arguments: list[str]) -> int:
         """``EVALSHA`` on a connection of this thread's own.
 
         Through the client, the pool checkout and check-in, the retry wrapper and the command metrics
@@ -253,13 +278,13 @@ class RedisCounters:
         if connection is None or self._own.generation != fork_generation():  # first use here, or a fork
             connection = self.client.connection_pool.make_connection()
             self._own.connection, self._own.generation = connection, fork_generation()
-        command = self._pack(("EVALSHA", self.script.sha, str(len(keys)), *keys, *arguments))
+        command = self._pack(("EVALSHA", script.sha, str(len(keys)), *keys, *arguments))
         try:
             try:
                 connection.send_packed_command([command])
                 return connection.read_response()
             except self._no_script:  # a restarted or flushed Redis: load the script, run it once more
-                self.client.script_load(CHECK_AND_INCREMENT)
+                self.client.script_load(script.script)
                 connection.send_packed_command([command])
                 return connection.read_response()
         except self._unreachable as exc:

@@ -216,6 +216,47 @@ def test_redis_names_the_daily_quota_first_when_several_limits_are_exceeded():
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
+def test_redis_counters_of_one_mobile_count_all_or_none_and_expire_with_their_window():
+    """A send to one mobile takes the one-field script: a refusal leaves every counter as it was."""
+    import redis
+
+    store = limits.RedisCounters(REDIS_URL)
+    tenant = Tenant(daily_quota=3, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
+    tenant_id = f"TNT_single_{time.time_ns()}"
+    now = datetime.now(UTC)
+    client = redis.Redis.from_url(REDIS_URL)
+
+    def used(mobile: str) -> dict[str, int | None]:
+        values = {}
+        for counter in limits.plan_counters(tenant, [mobile], now):
+            value = client.hget(*store.location(tenant_id, counter))
+            values[counter.kind] = None if value is None else int(value)
+        return values
+
+    try:
+        first = limits.plan_counters(tenant, ["13800138000"], now)
+        assert store.consume(None, tenant_id, first) is None
+        assert used("13800138000") == dict.fromkeys(limits.REPORT_ORDER, 1)
+        for counter in first:
+            key, _field = store.location(tenant_id, counter)
+            assert client.expiretime(key) == counter.ends_at + limits.DAY_SECONDS
+
+        # Over its per-minute limit, the last counter checked: the three before it are given back.
+        refused = store.consume(None, tenant_id, limits.plan_counters(tenant, ["13800138000"], now))
+        assert refused is not None and refused.kind == "mobile_per_minute"
+        assert used("13800138000") == dict.fromkeys(limits.REPORT_ORDER, 1)
+
+        assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["13900139000"], now)) is None
+        assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["15000150000"], now)) is None
+        # Over the quota, the first counter checked: nothing of this mobile is counted.
+        refused = store.consume(None, tenant_id, limits.plan_counters(tenant, ["15100151000"], now))
+        assert refused is not None and refused.kind == "daily_quota"
+        assert used("15100151000") == {"daily_quota": 3, **dict.fromkeys(limits.REPORT_ORDER[1:])}
+    finally:
+        drop_counters(client, tenant_id)
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
 def test_redis_counters_survive_a_flushed_script_cache_and_a_dropped_connection():
     import redis
 
