@@ -6,11 +6,11 @@ import logging
 
 import marshmallow as ma
 import pytest
-from flask import Flask
 from flask.views import MethodView
 
-from shared.api import Blueprint, EnvelopeApi
+from shared.api import Blueprint
 from shared.envelope import ConflictError, TooManyRequestsError, UpstreamError, envelope, ok
+from tests.shared.envelope_apps import envelope_app
 
 
 class EchoSchema(ma.Schema):
@@ -20,9 +20,7 @@ class EchoSchema(ma.Schema):
 
 @pytest.fixture
 def client():
-    app = Flask("envelope-test")
-    app.config.update(API_TITLE="t", API_VERSION="1", MAX_CONTENT_LENGTH=1024)
-    api = EnvelopeApi(app)
+    app, api = envelope_app("envelope-test", max_content_length=1024)
     blp = Blueprint("echo", __name__, url_prefix="/echo")
 
     @blp.route("")

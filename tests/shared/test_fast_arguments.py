@@ -7,10 +7,11 @@ import json
 
 import marshmallow as ma
 import pytest
-from flask import Flask, jsonify, request
+from flask import jsonify, request
 from flask.views import MethodView
 
-from shared.api import Blueprint, EnvelopeApi, FastLoad, _Parser
+from shared.api import Blueprint, FastLoad, _Parser
+from tests.shared.envelope_apps import envelope_app
 
 
 class BodySchema(FastLoad, ma.Schema):
@@ -52,9 +53,7 @@ class QuerySchema(FastLoad, ma.Schema):
 
 @pytest.fixture
 def client():
-    app = Flask("fast-arguments-test")
-    app.config.update(API_TITLE="t", API_VERSION="1", MAX_CONTENT_LENGTH=4096)
-    api = EnvelopeApi(app)
+    app, api = envelope_app("fast-arguments-test", max_content_length=4096)
     blp = Blueprint("fast", __name__, url_prefix="/fast")
 
     @blp.route("")

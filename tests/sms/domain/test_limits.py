@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -168,130 +171,126 @@ def test_redis_counters_are_given_back_when_storing_fails(committed_app, publish
             sending.send(db.session, tenant_id, template_id, ["13900139000"], VARIABLES)
 
 
+@dataclass
+class RedisLimits:
+    """A store on the test Redis and a tenant of its own, whose counters are dropped afterwards."""
+
+    store: limits.RedisCounters
+    tenant: Tenant
+    tenant_id: str
+    now: datetime
+
+    @property
+    def client(self):
+        return self.store.client
+
+    def plan(self, mobiles: list[str]) -> list[limits.Counter]:
+        return limits.plan_counters(self.tenant, mobiles, self.now)
+
+    def consume(self, mobiles: list[str]) -> limits.Counter | None:
+        return self.store.consume(None, self.tenant_id, self.plan(mobiles))
+
+    def used(self, counter: limits.Counter) -> int | None:
+        value = self.client.hget(*self.store.location(self.tenant_id, counter))
+        return None if value is None else int(value)
+
+    def expires_at(self, counter: limits.Counter) -> int:
+        return self.client.expiretime(self.store.location(self.tenant_id, counter)[0])
+
+
+@contextmanager
+def redis_limits(label: str, **caps: int) -> Iterator[RedisLimits]:
+    made = RedisLimits(
+        limits.RedisCounters(REDIS_URL), Tenant(**caps), f"TNT_{label}_{time.time_ns()}", datetime.now(UTC)
+    )
+    try:
+        yield made
+    finally:
+        keys = made.client.keys(f"sms:limits:{{{made.tenant_id}}}:*")
+        if keys:
+            made.client.delete(*keys)
+
+
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
 def test_redis_counters_of_a_large_batch_count_all_or_none_and_expire_with_their_window():
-    import redis
-
-    store = limits.RedisCounters(REDIS_URL)
-    tenant = Tenant(daily_quota=6000, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
-    tenant_id = f"TNT_batch_{time.time_ns()}"
-    now = datetime.now(UTC)
-    mobiles = [f"139{n:08d}" for n in range(5000)]  # 5,000 fields per window: more than one slice
-    counters = limits.plan_counters(tenant, mobiles, now)
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        assert store.consume(None, tenant_id, counters) is None
+    with redis_limits(
+        "batch", daily_quota=6000, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10
+    ) as r:
+        mobiles = [f"139{n:08d}" for n in range(5000)]  # 5,000 fields per window: more than one slice
+        counters = r.plan(mobiles)
+        assert r.store.consume(None, r.tenant_id, counters) is None
         quota = next(counter for counter in counters if counter.kind == "daily_quota")
-        assert int(client.hget(*store.location(tenant_id, quota))) == 5000
-        assert all(int(client.hget(*store.location(tenant_id, counter))) == 1 for counter in counters[:-1])
+        assert r.used(quota) == 5000
+        assert all(r.used(counter) == 1 for counter in counters[:-1])
         for counter in (quota, counters[0], counters[-2]):
             # Kept for a day past the window's end (the 429's Retry-After needs no key after it).
-            key, _field = store.location(tenant_id, counter)
-            assert client.expiretime(key) == counter.ends_at + limits.DAY_SECONDS
+            assert r.expires_at(counter) == counter.ends_at + limits.DAY_SECONDS
 
         # The last mobile of a second batch is over its per-minute limit: nothing of that batch counts.
-        again = limits.plan_counters(tenant, [*(f"138{n:08d}" for n in range(10)), mobiles[-1]], now)
-        refused = store.consume(None, tenant_id, again)
+        again = r.plan([*(f"138{n:08d}" for n in range(10)), mobiles[-1]])
+        refused = r.store.consume(None, r.tenant_id, again)
         assert refused is not None and refused.kind == "mobile_per_minute" and refused.mobile == mobiles[-1]
-        assert int(client.hget(*store.location(tenant_id, quota))) == 5000
-        assert client.hget(*store.location(tenant_id, again[0])) is None
-    finally:
-        drop_counters(client, tenant_id)
+        assert r.used(quota) == 5000
+        assert r.used(again[0]) is None
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
 def test_redis_names_the_daily_quota_first_when_several_limits_are_exceeded():
-    store = limits.RedisCounters(REDIS_URL)
-    tenant = Tenant(daily_quota=1, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
-    tenant_id = f"TNT_order_{time.time_ns()}"
-    now = datetime.now(UTC)
-    try:
-        assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["13800138000"], now)) is None
-        refused = store.consume(None, tenant_id, limits.plan_counters(tenant, ["13800138000"], now))
+    with redis_limits("order", daily_quota=1, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10) as r:
+        assert r.consume(["13800138000"]) is None
+        refused = r.consume(["13800138000"])
         assert refused is not None and refused.kind == "daily_quota"
-        store.release(tenant_id, limits.plan_counters(tenant, ["13800138000"], now))
-        assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["13900139000"], now)) is None
-    finally:
-        drop_counters(store.client, tenant_id)
+        r.store.release(r.tenant_id, r.plan(["13800138000"]))
+        assert r.consume(["13900139000"]) is None
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
 def test_redis_counters_of_one_mobile_count_all_or_none_and_expire_with_their_window():
     """A send to one mobile takes the one-field script: a refusal leaves every counter as it was."""
-    import redis
+    with redis_limits(
+        "single", daily_quota=3, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10
+    ) as r:
 
-    store = limits.RedisCounters(REDIS_URL)
-    tenant = Tenant(daily_quota=3, mobile_per_minute=1, mobile_per_hour=5, mobile_per_day=10)
-    tenant_id = f"TNT_single_{time.time_ns()}"
-    now = datetime.now(UTC)
-    client = redis.Redis.from_url(REDIS_URL)
+        def used(mobile: str) -> dict[str, int | None]:
+            return {counter.kind: r.used(counter) for counter in r.plan([mobile])}
 
-    def used(mobile: str) -> dict[str, int | None]:
-        values = {}
-        for counter in limits.plan_counters(tenant, [mobile], now):
-            value = client.hget(*store.location(tenant_id, counter))
-            values[counter.kind] = None if value is None else int(value)
-        return values
-
-    try:
-        first = limits.plan_counters(tenant, ["13800138000"], now)
-        assert store.consume(None, tenant_id, first) is None
+        assert r.consume(["13800138000"]) is None
         assert used("13800138000") == dict.fromkeys(limits.REPORT_ORDER, 1)
-        for counter in first:
-            key, _field = store.location(tenant_id, counter)
-            assert client.expiretime(key) == counter.ends_at + limits.DAY_SECONDS
+        for counter in r.plan(["13800138000"]):
+            assert r.expires_at(counter) == counter.ends_at + limits.DAY_SECONDS
 
         # Over its per-minute limit, the last counter checked: the three before it are given back.
-        refused = store.consume(None, tenant_id, limits.plan_counters(tenant, ["13800138000"], now))
+        refused = r.consume(["13800138000"])
         assert refused is not None and refused.kind == "mobile_per_minute"
         assert used("13800138000") == dict.fromkeys(limits.REPORT_ORDER, 1)
 
-        assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["13900139000"], now)) is None
-        assert store.consume(None, tenant_id, limits.plan_counters(tenant, ["15000150000"], now)) is None
+        assert r.consume(["13900139000"]) is None
+        assert r.consume(["15000150000"]) is None
         # Over the quota, the first counter checked: nothing of this mobile is counted.
-        refused = store.consume(None, tenant_id, limits.plan_counters(tenant, ["15100151000"], now))
+        refused = r.consume(["15100151000"])
         assert refused is not None and refused.kind == "daily_quota"
         assert used("15100151000") == {"daily_quota": 3, **dict.fromkeys(limits.REPORT_ORDER[1:])}
-    finally:
-        drop_counters(client, tenant_id)
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs Redis (TEST_REDIS_URL)")
 def test_redis_counters_survive_a_flushed_script_cache_and_a_dropped_connection():
-    import redis
+    with redis_limits(
+        "conn", daily_quota=100, mobile_per_minute=5, mobile_per_hour=5, mobile_per_day=10
+    ) as r:
+        assert r.consume(["13800138000"]) is None
+        r.client.script_flush()  # as after a restart of Redis: the script is loaded again, and counts once
+        assert r.consume(["13800138000"]) is None
+        quota = next(c for c in r.plan(["1"]) if c.kind == "daily_quota")
+        assert r.used(quota) == 2
 
-    store = limits.RedisCounters(REDIS_URL)
-    tenant = Tenant(daily_quota=100, mobile_per_minute=5, mobile_per_hour=5, mobile_per_day=10)
-    tenant_id = f"TNT_conn_{time.time_ns()}"
-    now = datetime.now(UTC)
-    client = redis.Redis.from_url(REDIS_URL)
-
-    def consume(mobile: str):
-        return store.consume(None, tenant_id, limits.plan_counters(tenant, [mobile], now))
-
-    try:
-        assert consume("13800138000") is None
-        client.script_flush()  # as after a restart of Redis: the script is loaded again, and counts once
-        assert consume("13800138000") is None
-        quota = next(c for c in limits.plan_counters(tenant, ["1"], now) if c.kind == "daily_quota")
-        assert int(client.hget(*store.location(tenant_id, quota))) == 2
-
-        own = store._own.connection  # the store's connection in this thread, ended by the server
+        own = r.store._own.connection  # the store's connection in this thread, ended by the server
         own.send_command("CLIENT", "ID")
-        assert client.client_kill_filter(_id=own.read_response()) == 1
+        assert r.client.client_kill_filter(_id=own.read_response()) == 1
         outcomes = []
         for mobile in ("13900139000", "15000150000"):
             try:
-                outcomes.append(consume(mobile))
+                outcomes.append(r.consume([mobile]))
             except ServiceUnavailableError:  # the request answers 503
                 outcomes.append("failed")
         # A connection the server dropped fails at most the one command it was used for; then a new one.
         assert outcomes[-1] is None and outcomes.count("failed") <= 1
-    finally:
-        drop_counters(client, tenant_id)
-
-
-def drop_counters(client, tenant_id: str) -> None:
-    keys = client.keys(f"sms:limits:{{{tenant_id}}}:*")
-    if keys:
-        client.delete(*keys)
