@@ -357,7 +357,7 @@ class _Held:
 
 _LOCAL = threading.local()
 _HOLDERS: weakref.WeakKeyDictionary[Engine, tuple[int, int]] = weakref.WeakKeyDictionary()
-_HOLDERS_LOCK = threading.Lock()
+_HOLDERS_LOCK = threading.RLock()  # re-entrant: a release may run from __del__ while it is held
 _INHERITED: list = []  # a parent's connections in a forked child: never used, never closed (shared sockets)
 
 
