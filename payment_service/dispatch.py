@@ -14,7 +14,7 @@ from flask import current_app
 from payment_service import queues
 from payment_service.extensions import celery
 from shared.publishing import CoalescingPublisher
-from shared.tasks import ids_argsrepr
+from shared.tasks import publish_ids
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,7 @@ def publish_forwards(order_ids: list[str]) -> bool:
     for start in range(0, len(order_ids), FORWARD_MANY_SIZE):
         group = order_ids[start : start + FORWARD_MANY_SIZE]
         try:
-            celery.send_task(
-                FORWARD_MANY_TASK,
-                args=[group],
-                queue=queues.NOTIFY,
-                argsrepr=ids_argsrepr(group),
-                kwargsrepr="{}",
-            )
+            publish_ids(celery, FORWARD_MANY_TASK, group, queues.NOTIFY)
         except Exception as exc:  # the forward rows stay pending: the sweep publishes them again
             logger.warning(
                 "broker unavailable (%s): the forwards of %d order(s) wait for the sweep",

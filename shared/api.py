@@ -245,15 +245,6 @@ class _Parser(FlaskParser):
             return schema
         return super()._get_schema(argmap, req)
 
-    def _process_location_data(self, location_data, schema, req, location, unknown, validators):
-        """A schema with ``fast_load`` loads plainly valid data itself (see :class:`FastLoad`)."""
-        fast_load = getattr(schema, "fast_load", None)
-        if fast_load is not None and not validators:
-            loaded = fast_load(location_data)
-            if loaded is not None:
-                return loaded
-        return super()._process_location_data(location_data, schema, req, location, unknown, validators)
-
     def _raw_load_json(self, req):
         try:
             data = super()._raw_load_json(req)

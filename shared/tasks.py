@@ -55,10 +55,16 @@ def _unbind_task_log_context(task_id=None, **_) -> None:
         scope.__exit__(None, None, None)
 
 
-def ids_argsrepr(ids: list[str]) -> str:
-    """How a task given one list of ids shows in the worker's log lines (Celery's ``argsrepr``): the first
-    id and how many. Celery's own safe repr of the whole list cost a publish a sixth of its CPU."""
-    return f"[[{ids[0]!r}, … {len(ids)} ids]]" if ids else "[[]]"
+def publish_ids(celery: Celery, task: str, ids: list[str], queue: str) -> None:
+    """Publish ``task`` with one argument, a list of ids. The worker's log lines show the first id and how
+    many (``argsrepr``): Celery's own safe repr of the whole list cost a publish a sixth of its CPU."""
+    celery.send_task(
+        task,
+        args=[ids],
+        queue=queue,
+        argsrepr=f"[[{ids[0]!r}, … {len(ids)} ids]]" if ids else "[[]]",
+        kwargsrepr="{}",
+    )
 
 
 def new_celery(name: str) -> Celery:

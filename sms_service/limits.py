@@ -233,13 +233,9 @@ class RedisCounters:
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
         self.singles_script = self.client.register_script(CHECK_AND_INCREMENT_SINGLES)
         self._own = threading.local()
-        try:  # the C packer redis-py itself uses, without its per-call argument checks
-            from hiredis import pack_command
+        from hiredis import pack_command  # redis[hiredis]: the C packer redis-py itself uses
 
-            self._pack = pack_command
-        except ImportError:
-            packer = redis.Connection()
-            self._pack = lambda command: b"".join(packer.pack_command(*command))
+        self._pack = pack_command  # without redis-py's per-call argument checks
 
     def location(self, tenant_id: str, counter: Counter) -> tuple[str, str]:
         """The hash and the field of a counter. The hash tag keeps one tenant's counters in one Redis

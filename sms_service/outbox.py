@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from flask import current_app
 
 from shared.publishing import CoalescingPublisher
-from shared.tasks import ids_argsrepr
+from shared.tasks import publish_ids
 from sms_service import queues
 from sms_service.extensions import celery
 
@@ -32,9 +32,7 @@ def publish_deliveries(message_ids: list[str], size: int | None = None) -> bool:
     size = size or current_app.config["DISPATCH_BATCH_SIZE"]
     for group in chunks(message_ids, size):
         try:
-            celery.send_task(
-                DELIVER_TASK, args=[group], queue=queues.SEND, argsrepr=ids_argsrepr(group), kwargsrepr="{}"
-            )
+            publish_ids(celery, DELIVER_TASK, group, queues.SEND)
         except Exception as exc:  # any broker failure: the sweep re-publishes queued rows
             logger.warning(
                 "broker unavailable (%s): %d message(s) stay queued for the sweep",
