@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from flask.globals import _cv_app, _cv_request
+from flask import g, has_request_context, request
 
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 _MOBILE_DIGITS = re.compile(r"1[3-9]\d{9}")  # in every match of _MOBILE; found far faster
@@ -88,31 +88,29 @@ class RequestContextFilter(logging.Filter):
         for name, value in _CONTEXT.get():
             if not hasattr(record, name):
                 setattr(record, name, value)
-        request_context = _cv_request.get(None)  # what has_request_context() and the proxies look up
-        if request_context is not None:
-            request_globals = _cv_app.get().g
-            record.request_id = getattr(request_globals, "request_id", None)
-            principal = getattr(request_globals, "principal", None)
+        if has_request_context():
+            record.request_id = g.get("request_id")
+            principal = g.get("principal")
             if principal is not None:
                 record.tenant_id = principal.tenant_id
-            for name, value in (request_context.request.view_args or {}).items():
+            for name, value in (request.view_args or {}).items():
                 if name.endswith("_id") and not hasattr(record, name):
                     setattr(record, name, value)
         return True
 
 
 def configure_logging(service: str, level: str = "INFO", json_lines: bool = True) -> None:
-    """Idempotent: one stderr handler on the root logger, JSON by default."""
+    """Idempotent: one stderr handler on the root logger, JSON by default.
+
+    The stdlib logging module's globals (``logThreads``, ``logProcesses``, the caller's frame lookup) are
+    left as they are: other code in the process (gunicorn's own format uses ``%(process)d``) relies on them.
+    """
     root = logging.getLogger()
-    for handler in root.handlers:
-        if getattr(handler, "_laundry_service", None) == service:
-            return
-    # What no line shows is not gathered (the logging docs' "Optimization"): the caller's frame, the thread
-    # and the process id. (Celery's worker lines show the process name, which stays.)
-    logging._srcfile = None
-    logging.logThreads = logging.logProcesses = False
+    name = f"laundry:{service}"
+    if any(handler.get_name() == name for handler in root.handlers):
+        return
     handler = logging.StreamHandler(sys.stderr)
-    handler._laundry_service = service
+    handler.set_name(name)
     handler.addFilter(RequestContextFilter())
     if json_lines:
         handler.setFormatter(JsonFormatter(service))

@@ -89,7 +89,7 @@ def start_gunicorn(
     ]
     process = Process(f"gunicorn-{app_spec.split(':')[0]}-{port}", argv, env, log_dir)
     base_url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _answers(base_url + "/healthz"), 30, f"gunicorn {app_spec}", process)
+    wait_until(lambda: answers(base_url + "/healthz"), 30, f"gunicorn {app_spec}", process)
     return process, base_url
 
 
@@ -109,7 +109,7 @@ def start_beat(worker_module: str, env: dict[str, str], log_dir: Path):
     return Process(f"{worker_module}-beat", argv, env, log_dir)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).status_code == 200
     except requests.RequestException:
