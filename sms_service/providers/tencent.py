@@ -43,14 +43,14 @@ CONTENT_TYPE = "application/json; charset=utf-8"
 
 # Whole-call errors worth retrying: Tencent's internal failures and throttling of the API or the account's
 # request rate. Clock problems (InternalError.RequestTimeException, AuthFailure.SignatureExpire) are not here:
-# the next request would carry the same clock.
+# the next request would carry the same clock; nor is InternalError.RestApiInterfaceNotExist, an interface
+# that does not exist (a wrong endpoint or action), which no retry mends.
 RETRYABLE_CODES = frozenset(
     {
         "InternalError",
         "InternalError.Timeout",
         "InternalError.OtherError",
         "InternalError.SendAndRecvFail",
-        "InternalError.RestApiInterfaceNotExist",
         "RequestLimitExceeded",
         "RequestLimitExceeded.GlobalRegionUinLimitExceeded",
         "RequestLimitExceeded.UinLimitExceeded",

@@ -250,6 +250,20 @@ def test_refusals_of_the_whole_call_are_permanent(code):
 
 
 @responses.activate
+def test_an_interface_that_does_not_exist_is_permanent_for_the_call_and_for_a_number():
+    """Tencent documents InternalError.RestApiInterfaceNotExist as a missing interface: no retry helps."""
+    code = "InternalError.RestApiInterfaceNotExist"
+    responses.post(ENDPOINT, json=error_response(code))
+    responses.post(ENDPOINT, json=send_response(status("13800130001", code=code, serial="")))
+    provider = make_provider()
+    with pytest.raises(PermanentProviderError) as caught:
+        provider.send([sms(1)])
+    assert not isinstance(caught.value, RetryableProviderError) and caught.value.code == code
+    (outcome,) = provider.send([sms(1)])
+    assert not outcome.accepted and outcome.error_code == code and not outcome.retryable
+
+
+@responses.activate
 def test_5xx_is_retryable_and_read_timeout_is_unknown():
     responses.post(ENDPOINT, status=502, body="bad gateway")
     responses.post(ENDPOINT, body=requests.ReadTimeout("read timed out"))
