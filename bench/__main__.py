@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import accept, batch, dispatch, latency, payment, scale
-from bench.stack import machine_description, own_vhost
+from bench.stack import OVERRIDES, machine_description, own_vhost
 
 RESULTS = Path(__file__).with_name("results.md")
 
@@ -50,7 +50,19 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default=",".join(BENCHMARKS), help="comma-separated: " + ", ".join(BENCHMARKS)
     )
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a service setting for this run (e.g. SMS_PUBLISH_LINGER_MS=0; empty VALUE unsets it)",
+    )
     args = parser.parse_args(argv)
+    for setting in args.set:
+        name, separator, value = setting.partition("=")
+        if not separator or not name.isupper():
+            parser.error(f"--set takes NAME=VALUE, not {setting!r}")
+        OVERRIDES[name] = value
     selected = set(args.only.split(","))
     log_dir = Path(tempfile.mkdtemp(prefix="bench-"))
 
@@ -86,6 +98,11 @@ def render(results: list[dict], smoke: bool) -> str:
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine_description()}",
         "",
+        *(
+            [f"Settings overridden: {', '.join(f'`{k}={v}`' for k, v in OVERRIDES.items())}", ""]
+            if OVERRIDES
+            else []
+        ),
         "| benchmark | measure | service | floor | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
     ]

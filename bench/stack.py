@@ -16,11 +16,11 @@ import sqlalchemy as sa
 
 from shared.db import normalize_url
 from tests.broker import private_vhost
+from tests.e2e import processes
 from tests.e2e.processes import (  # noqa: F401 (re-exported for the benchmarks)
     Process,
     free_port,
     run_cli,
-    service_env,
     start_gunicorn,
     start_worker,
 )
@@ -68,6 +68,23 @@ def drop_database(url: str) -> None:
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+#: Settings given with ``--set NAME=VALUE``: they override what a benchmark sets, to price one lever (e.g.
+#: ``SMS_PUBLISH_LINGER_MS=0``); an empty value unsets the setting.
+OVERRIDES: dict[str, str] = {}
+
+
+def service_env(prefix: str, **settings) -> dict[str, str]:
+    """The environment of a service process with the settings ``{prefix}_{NAME}``, then the overrides."""
+    env = processes.service_env(prefix, **settings)
+    for name, value in OVERRIDES.items():
+        if name.startswith(prefix + "_"):
+            if value:
+                env[name] = value
+            else:
+                env.pop(name, None)
+    return env
 
 
 def sms_env(database_url: str, **settings) -> dict[str, str]:
