@@ -19,7 +19,8 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     # celery worker: serve Prometheus /metrics on this port (0: off); the API serves /metrics itself
     "WORKER_METRICS_PORT": 0,
-    # Limit counters: the service's database unless a Redis URL is given.
+    # Limit counters and the providers' circuit breaker: in Redis when a URL is given (the breaker then
+    # shared by every process), else in the service's database and in each process.
     "REDIS_URL": "",
     # Request limits.
     "MAX_MOBILES_PER_SEND": 100,
@@ -36,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "PROVIDER_TIMEOUT_SECONDS": 10.0,
     "PROVIDER_ATTEMPTS": 2,
     "PROVIDER_RETRY_DELAY_SECONDS": 0.5,
+    # Consecutive failures that open a provider's circuit; seconds it stays open before one probe goes.
     "CIRCUIT_FAILURE_THRESHOLD": 5,
     "CIRCUIT_OPEN_SECONDS": 30.0,
     "SANDBOX_DELAY_MS": 2000,

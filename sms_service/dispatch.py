@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import utcnow
 from sms_service import outbox
-from sms_service.circuit_breaker import CircuitBreaker
+from sms_service.circuit_breaker import Breaker, build_breaker
 from sms_service.models import FAILED, QUEUED, SENDING, Message, Template
 from sms_service.providers import (
     OutcomeUnknownError,
@@ -59,11 +59,17 @@ def make_providers(config) -> list[SmsProvider]:
     return build_providers(config["PROVIDER_NAMES"], prefixed)
 
 
-def breaker() -> CircuitBreaker:
+def breaker() -> Breaker:
+    """The providers' circuit breaker, made once per process: shared by the workers through Redis if set."""
     circuit = current_app.extensions.get("sms_circuit_breaker")
     if circuit is None:
-        circuit = CircuitBreaker(
-            current_app.config["CIRCUIT_FAILURE_THRESHOLD"], current_app.config["CIRCUIT_OPEN_SECONDS"]
+        config = current_app.config
+        circuit = build_breaker(
+            config["CIRCUIT_FAILURE_THRESHOLD"],
+            config["CIRCUIT_OPEN_SECONDS"],
+            # A probe that has not answered by then is given up (its worker may be gone): the next one goes.
+            probe_seconds=max(config["CIRCUIT_OPEN_SECONDS"], config["PROVIDER_TIMEOUT_SECONDS"]),
+            redis_url=config.get("REDIS_URL") or "",
         )
         current_app.extensions["sms_circuit_breaker"] = circuit
     return circuit
@@ -196,7 +202,7 @@ def _send_group(
         report.deferred += list(pending)
 
 
-def _send_with_retries(provider: SmsProvider, outgoing: list[OutgoingSms], circuit: CircuitBreaker):
+def _send_with_retries(provider: SmsProvider, outgoing: list[OutgoingSms], circuit: Breaker):
     attempts = max(1, current_app.config["PROVIDER_ATTEMPTS"])
     delay = current_app.config["PROVIDER_RETRY_DELAY_SECONDS"]
     for attempt in range(attempts):
@@ -215,6 +221,8 @@ def _send_with_retries(provider: SmsProvider, outgoing: list[OutgoingSms], circu
             time.sleep(delay * (2**attempt) * random.uniform(0.8, 1.2))
             continue
         except PermanentProviderError as exc:
+            # The upstream answered: it is up (and a probe must report back, or its slot stays taken).
+            circuit.record_success(provider.name)
             logger.warning("provider %s refused the call: %s %s", provider.name, exc.code, exc.message)
             raise
         circuit.record_success(provider.name)

@@ -117,6 +117,28 @@ def test_open_circuit_skips_a_dead_provider(sms_db, tenant, template, aliyun, te
     assert aliyun.accepted() == []  # healthy again, but still skipped while the circuit is open
 
 
+def test_once_open_seconds_pass_one_delivery_probes_and_its_success_brings_the_provider_back(
+    sms_app, sms_db, tenant, template, aliyun, tencent, configure
+):
+    from sms_service.circuit_breaker import CircuitBreaker
+
+    configure(PROVIDERS="aliyun,tencent")
+    now = [1000.0]
+    circuit = CircuitBreaker(failure_threshold=2, open_seconds=60, clock=lambda: now[0])
+    sms_app.extensions["sms_circuit_breaker"] = circuit
+    aliyun.fail_for(60, status=502)
+    dispatch.deliver(sms_db, accept(sms_db, tenant, template, ["13800138000"]))
+    assert not circuit.allows("aliyun")
+    aliyun.fail_for(0)
+    now[0] += 60
+    probe = accept(sms_db, tenant, template, ["13900139000"])
+    dispatch.deliver(sms_db, probe)
+    assert statuses(sms_db, probe)[1][probe[0]].provider == "aliyun"
+    after = accept(sms_db, tenant, template, ["15000150000"])
+    dispatch.deliver(sms_db, after)
+    assert statuses(sms_db, after)[1][after[0]].provider == "aliyun"  # closed again, for every caller
+
+
 def test_all_providers_down_queues_again_and_the_task_retries(sms_db, tenant, template, aliyun):
     aliyun.fail_for(60, status=500)
     ids = accept(sms_db, tenant, template, ["13800138000"])
