@@ -3,21 +3,33 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+UV := $(BIN)/uv
+# The uv that uv.lock pins (it is in the dev extra), so the installer is as locked as what it installs.
+UV_VERSION = $(shell sed -n '/^name = "uv"$$/{n;s/^version = "\(.*\)"$$/\1/p;}' uv.lock)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt openapi bench clean
+.PHONY: help install lock run test lint fmt openapi bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
+# Bootstraps .venv with the locked uv (through ensurepip's pip); uv installs the rest. ensurepip's setuptools
+# goes: it is not in the lock, and uv sync keeps what it takes for a venv's seed packages.
+$(UV): uv.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[sms,payment,dev]'
-	@touch $(STAMP)
+	test -x $(BIN)/python || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip uninstall --quiet --yes setuptools; }
+	$(BIN)/pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+	@touch $@
 
-install: $(STAMP) ## Create .venv and install both services with the dev tools
+# Exactly uv.lock, hashes checked, the project editable; fails if uv.lock is stale against pyproject.toml.
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --all-extras --no-python-downloads
+	@touch $@
+
+install: $(STAMP) ## Create .venv and install exactly uv.lock: both services with the dev tools
+
+lock: $(UV) ## Re-resolve uv.lock after editing pyproject.toml (LOCK_ARGS=--upgrade: newest in range)
+	$(UV) lock $(LOCK_ARGS)
 
 run: $(STAMP) ## Migrate and start both APIs, their workers and beat (embedded defaults; Ctrl-C stops all)
 	@bash deploy/run-local.sh
