@@ -9,13 +9,9 @@ the answer).
 
 from __future__ import annotations
 
-import inspect
-import io
-import json
 import logging
 import re
 import secrets
-from functools import wraps
 from pathlib import Path
 
 import flask_smorest
@@ -23,7 +19,6 @@ import flask_swagger_ui
 import marshmallow as ma
 from flask import Flask, g, jsonify, request, send_from_directory
 from sqlalchemy import exc as sa_exc
-from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
@@ -211,125 +206,25 @@ def _serve_swagger_ui_assets(app: Flask) -> None:
     app.add_url_rule("/_static/swagger-ui/<path:filename>", "swagger_ui_asset", swagger_ui_asset)
 
 
-class FastLoad:
-    """A schema that recognises plainly valid input on its own, without marshmallow's field machinery.
-
-    ``fast_load(data)`` returns exactly what ``load`` would for that data, or None for anything it does not
-    recognise as plainly valid; then the schema loads it as usual and reports its errors. The hot
-    endpoints use it: loading four fields through marshmallow and webargs cost an accepted send more CPU
-    than its INSERT. Each ``fast_load`` has a test comparing it with ``load``.
-    """
-
-    def fast_load(self, data) -> dict | None:
-        """Recognises nothing: a schema that does not say otherwise loads everything itself."""
-        return None
-
-
-class _Parser(FlaskParser):
-    """Validation errors are 400 (the contract's 请求参数错误), in the docs and in the answer; so are JSON
-    bodies nested too deeply to parse and strings the database cannot store."""
+class ArgumentsParser(FlaskParser):
+    """webargs' Flask parser, answering as the contract does: validation errors are 400 (请求参数错误), in the
+    docs and in the answer; so are JSON bodies nested too deeply to parse and strings the database cannot
+    store, refused here once for every schema."""
 
     DEFAULT_VALIDATION_STATUS = 400
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._schemas: dict[type, ma.Schema] = {}
-
-    def _get_schema(self, argmap, req):
-        """One instance per schema class: webargs would build (and deep-copy the fields of) a new one on
-        every request, which cost more than the parsing itself. Loading does not change an instance."""
-        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
-            schema = self._schemas.get(argmap)
-            if schema is None:
-                schema = self._schemas[argmap] = argmap()
-            return schema
-        return super()._get_schema(argmap, req)
-
-    def _raw_load_json(self, req):
+    def load_json(self, req, schema):
         try:
-            data = super()._raw_load_json(req)
+            data = super().load_json(req, schema)
         except RecursionError:
             abort(400, message="请求体 JSON 嵌套层级过深", messages={"json": ["JSON 嵌套层级过深"]})
-        if data is not core.missing and _may_hold_unstorable(req) and _unstorable_anywhere(data):
+        if data is not ma.missing and _may_hold_unstorable(req) and _unstorable_anywhere(data):
             abort(400, message=UNSTORABLE_TEXT, messages={"json": [UNSTORABLE_TEXT]})
         return data
 
 
-def _json_body(req):
-    """The body as webargs would load it, for a request that plainly carries JSON; else None (then webargs
-    loads it and reports what is wrong: not JSON, not UTF-8, unstorable text, nested too deep)."""
-    environ = req.environ
-    if environ.get("CONTENT_TYPE") != "application/json" and not req.is_json:
-        return None
-    raw = _read_body(req)
-    if raw is None or _UNSTORABLE_ESCAPE.search(raw) is not None:
-        return None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
-        return None
-
-
-def _read_body(req) -> bytes | None:
-    """A body of known length within the limit, read straight from the WSGI input (werkzeug's stream
-    wrappers cost more than the parsing); the input is replaced by the bytes read, so whatever reads the
-    body later reads it the same. None where werkzeug must read it (chunked, too large, already read)."""
-    environ = req.environ
-    if "stream" in req.__dict__ or getattr(req, "_cached_data", None) is not None:
-        return req.get_data(cache=True)
-    length, limit = req.content_length, req.max_content_length
-    if length is None or (limit is not None and length > limit):
-        return None
-    raw = environ["wsgi.input"].read(length)
-    environ["wsgi.input"] = io.BytesIO(raw)
-    return raw if len(raw) == length else None
-
-
-#: How the fast path reads each location: what webargs' loader gives, for the ``get`` a ``fast_load`` uses.
-_FAST_LOCATIONS = {
-    "json": _json_body,
-    "headers": lambda req: req.headers,
-    "query": lambda req: req.args,
-    "querystring": lambda req: req.args,
-}
-
-
 class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = _Parser()
+    """flask-smorest's blueprint with :class:`ArgumentsParser`. Pass ``arguments`` a schema instance: webargs
+    builds a new one per request from a class, and loading does not change an instance."""
 
-    def arguments(self, schema, *, location="json", **kwargs):
-        """flask-smorest's ``arguments`` (documented and parsed by webargs as usual), with a path in front for
-        a :class:`FastLoad` schema: plainly valid input goes to the view without webargs.
-
-        webargs' per-request work (its wrappers, the location loader's proxy, the hooks) cost an accepted send
-        more than loading the arguments itself. Anything the schema's ``fast_load`` does not recognise takes
-        webargs' path, so errors are unchanged (a test compares the two paths).
-        """
-        documented = super().arguments(schema, location=location, **kwargs)
-        if isinstance(schema, type) and issubclass(schema, FastLoad):
-            instance = self.ARGUMENTS_PARSER._get_schema(schema, None)  # the one webargs will use
-        elif isinstance(schema, FastLoad):
-            instance = schema
-        else:
-            return documented
-        read = _FAST_LOCATIONS.get(location)
-        plain_options = set(kwargs) <= {"content_type", "required", "description", "example", "examples"}
-        if read is None or not plain_options or type(instance).fast_load is FastLoad.fast_load:
-            return documented
-
-        def decorator(func):
-            parsed = documented(func)
-            if inspect.iscoroutinefunction(func):
-                return parsed
-
-            @wraps(parsed)
-            def wrapper(*args, **kw):
-                data = read(request)
-                loaded = None if data is None else instance.fast_load(data)
-                if loaded is None:
-                    return parsed(*args, **kw)
-                return func(*args, loaded, **kw)
-
-            return wrapper
-
-        return decorator
+    ARGUMENTS_PARSER = ArgumentsParser()

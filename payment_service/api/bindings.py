@@ -56,7 +56,7 @@ class UnbindResultSchema(ma.Schema):
 @blp.route("/<site_id>/payment-binding")
 class SiteBinding(MethodView):
     @require_scope("payment:admin")
-    @blp.arguments(BindArgsSchema)
+    @blp.arguments(BindArgsSchema())
     @blp.response(200, envelope(BindResultSchema))
     @blp.alt_response(404, response="NOT_FOUND", description="Unknown config")
     @blp.alt_response(409, response="CONFLICT", description="A concurrent change of the same binding")

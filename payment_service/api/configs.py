@@ -145,7 +145,7 @@ class HistoryEntrySchema(ma.Schema):
 @blp.route("")
 class Configs(MethodView):
     @require_scope("payment:admin")
-    @blp.arguments(ConfigCreateArgsSchema)
+    @blp.arguments(ConfigCreateArgsSchema())
     @blp.response(200, envelope(ConfigCreatedSchema))
     def post(self, args):
         """Create a payment config"""
@@ -155,7 +155,7 @@ class Configs(MethodView):
         return ok(configs.creation_view(config))
 
     @require_scope("payment:admin")
-    @blp.arguments(ConfigListArgsSchema, location="query")
+    @blp.arguments(ConfigListArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(ConfigSummarySchema)))
     def get(self, args):
         """List payment configs, newest first"""
@@ -182,7 +182,7 @@ class Config(MethodView):
         return ok(configs.detail_view(config, configs.count_bound_sites(db.session, config.id)))
 
     @require_scope("payment:admin")
-    @blp.arguments(ConfigUpdateArgsSchema)
+    @blp.arguments(ConfigUpdateArgsSchema())
     @blp.response(200, envelope(ConfigDetailSchema))
     @blp.alt_response(404, response="NOT_FOUND")
     def put(self, args, config_id):
@@ -210,7 +210,7 @@ class Config(MethodView):
 @blp.route("/<config_id>/status")
 class ConfigStatus(MethodView):
     @require_scope("payment:admin")
-    @blp.arguments(ConfigStatusArgsSchema)
+    @blp.arguments(ConfigStatusArgsSchema())
     @blp.response(200, envelope(ConfigDetailSchema))
     @blp.alt_response(404, response="NOT_FOUND")
     def put(self, args, config_id):
@@ -222,7 +222,7 @@ class ConfigStatus(MethodView):
 @blp.route("/<config_id>/history")
 class ConfigHistory(MethodView):
     @require_scope("payment:admin")
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(HistoryEntrySchema)))
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args, config_id):

@@ -187,7 +187,7 @@ class OrderSchema(ma.Schema):
 @blp.route("/order")
 class PlaceOrder(MethodView):
     @require_scope("payment:order")
-    @blp.arguments(OrderArgsSchema)
+    @blp.arguments(OrderArgsSchema())
     @blp.response(200, envelope(OrderCreatedSchema))
     @blp.alt_response(409, response="CONFLICT", description="out_order_no reused with another amount")
     @blp.alt_response(
@@ -202,7 +202,7 @@ class PlaceOrder(MethodView):
 @blp.route("/orders")
 class Orders(MethodView):
     @require_scope("payment:order")
-    @blp.arguments(OrderListArgsSchema, location="query")
+    @blp.arguments(OrderListArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(OrderSchema)))
     def get(self, args: dict[str, Any]):
         """List payment orders, newest first"""

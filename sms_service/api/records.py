@@ -105,7 +105,7 @@ class RecordSearchArgsSchema(PageArgsSchema):
 @blp.route("")
 class Records(MethodView):
     @require_scope("sms:send")
-    @blp.arguments(RecordSearchArgsSchema, location="query")
+    @blp.arguments(RecordSearchArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(RecordSchema)))
     def get(self, args):
         """Search records, newest first"""

@@ -84,14 +84,14 @@ class TemplateDeletedSchema(ma.Schema):
 @blp.route("")
 class Templates(MethodView):
     @require_scope("sms:admin")
-    @blp.arguments(TemplateCreateSchema)
+    @blp.arguments(TemplateCreateSchema())
     @blp.response(200, envelope(TemplateSchema))
     def post(self, fields):
         """Create a template"""
         return ok(templates.create_template(db.session, current_principal().tenant_id, fields))
 
     @require_scope("sms:admin")
-    @blp.arguments(TemplateListArgsSchema, location="query")
+    @blp.arguments(TemplateListArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(TemplateSchema)))
     def get(self, args):
         """List templates, newest first"""
@@ -111,7 +111,7 @@ class TemplateById(MethodView):
         return ok(templates.get_template(db.session, current_principal().tenant_id, template_id))
 
     @require_scope("sms:admin")
-    @blp.arguments(TemplateUpdateSchema)
+    @blp.arguments(TemplateUpdateSchema())
     @blp.response(200, envelope(TemplateSchema))
     @blp.alt_response(404, response="NOT_FOUND")
     def put(self, fields, template_id):

@@ -236,6 +236,60 @@ def test_malformed_bodies_are_400_envelopes(sms_client, sms_tenant):
     assert "mobiles" in wrong_type.get_json()["data"]["errors"]
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mobiles": ["13800138000"]}, "template_id"),
+        ({"template_id": "", "mobiles": ["13800138000"]}, "template_id"),
+        ({"template_id": "T" * 41, "mobiles": ["13800138000"]}, "template_id"),
+        ({"template_id": 7, "mobiles": ["13800138000"]}, "template_id"),
+        ({"template_id": None, "mobiles": ["13800138000"]}, "template_id"),
+        ({"template_id": "T"}, "mobiles"),
+        ({"template_id": "T", "mobiles": None}, "mobiles"),
+        ({"template_id": "T", "mobiles": [13800138000]}, "mobiles"),
+        ({"template_id": "T", "mobiles": ["13800138000", None]}, "mobiles"),
+        ({"template_id": "T", "mobiles": ["13800138000"], "variables": None}, "variables"),
+        ({"template_id": "T", "mobiles": ["13800138000"], "variables": ["code"]}, "variables"),
+        ({"template_id": "T", "mobiles": ["13800138000"], "callback_url": ""}, "callback_url"),
+        ({"template_id": "T", "mobiles": ["13800138000"], "callback_url": "h" * 1001}, "callback_url"),
+        ({"template_id": "T", "mobiles": ["13800138000"], "callback_url": 5}, "callback_url"),
+        ({"template_id": "T", "mobiles": ["13800138000"], "extra": True}, "extra"),
+    ],
+)
+def test_a_send_whose_arguments_do_not_load_is_400_naming_the_field(
+    sms_client, sms_db, sms_tenant, body, field
+):
+    _tenant, key = sms_tenant
+    response = sms_client.post(SEND, json=body, headers=auth(key))
+    answer = response.get_json()
+    assert response.status_code == 400 and answer["code"] == 400
+    assert list(answer["data"]["errors"]) == [field] and answer["message"] == f"请求参数错误: {field}"
+    assert count_messages(sms_db) == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ('{"template_id": "T", "mobiles": ["1380013800\\u0000"]}', "请求包含无法存储的字符"),
+        ('{"template_id": "T\\ud800", "mobiles": ["13800138000"]}', "请求包含无法存储的字符"),
+        ("[" * 3000 + "]" * 3000, "请求体 JSON 嵌套层级过深"),
+    ],
+    ids=["NUL", "lone surrogate", "nested too deeply"],
+)
+def test_a_send_body_the_database_cannot_store_or_too_deep_is_400(sms_client, sms_tenant, data, message):
+    _tenant, key = sms_tenant
+    response = sms_client.post(SEND, data=data, headers=auth(key, **{"Content-Type": "application/json"}))
+    answer = response.get_json()
+    assert response.status_code == 400 and answer["message"].startswith(message)
+
+
+def test_the_idempotency_header_is_read_whatever_its_case(sms_client, sms_tenant, template, published):
+    _tenant, key = sms_tenant
+    first = send(sms_client, key, template.id, ["13800138000"], headers={"Idempotency-Key": "k-1"})
+    again = send(sms_client, key, template.id, ["13800138000"], headers={"idempotency-key": "k-1"})
+    assert first.status_code == 200 and again.get_json() == first.get_json()
+
+
 # --- batch-send --------------------------------------------------------------------------------------
 
 
