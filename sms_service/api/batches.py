@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import jsonify
 from flask.views import MethodView
 
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
-from shared.db import isoformat
 from shared.envelope import envelope, ok
 from sms_service import records
 from sms_service.api.common import PageArgsSchema, UtcTime
@@ -43,7 +41,7 @@ class BatchSchema(ma.Schema):
 @blp.route("/<batch_id>")
 class BatchById(MethodView):
     @require_scope("sms:send")
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, envelope(BatchSchema))
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, args, batch_id):
@@ -51,22 +49,4 @@ class BatchById(MethodView):
         progress = records.batch_progress(
             db.session, current_principal().tenant_id, batch_id, args["page"], args["size"]
         )
-        return jsonify(ok(batch_answer(progress)))
-
-
-def batch_answer(progress: dict) -> dict:
-    """A batch's progress as :class:`BatchSchema` writes it, without the schema's dump (a nested dump per
-    message cost a status read a fifth of its CPU). A test compares the two."""
-    return {
-        "batch_id": progress["batch_id"],
-        "template_id": progress["template_id"],
-        "total": progress["total"],
-        "created_at": isoformat(progress["created_at"]),
-        "counts": progress["counts"],
-        "list": [
-            {"message_id": message.id, "mobile": mask_mobile(message.mobile), "status": message.status}
-            for message in progress["list"]
-        ],
-        "page": progress["page"],
-        "size": progress["size"],
-    }
+        return ok(progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from sms_service import dispatch, sending
@@ -116,24 +117,31 @@ def test_batch_of_another_tenant_is_404(sms_client, sms_db, sms_tenant, template
     assert response.status_code == 404 and response.get_json()["code"] == 404
 
 
-def test_a_batch_is_answered_as_its_schema_would_write_it():
-    from datetime import UTC, datetime
-    from types import SimpleNamespace
+def test_a_batch_answers_ids_and_utc_times_as_documented(sms_client, sms_db, sms_tenant, template):
+    tenant, key = sms_tenant
+    items = [{"mobile": "13800138000", "variables": VARIABLES}]
+    batch_id = sending.batch_send(sms_db, tenant.id, template.id, items)["batch_id"]
+    data = sms_client.get(f"/api/v1/sms/batches/{batch_id}", headers=auth(key)).get_json()["data"]
+    assert set(data) == {"batch_id", "template_id", "total", "created_at", "counts", "list", "page", "size"}
+    assert data["created_at"].endswith("Z") and data["template_id"] == template.id
+    assert data["list"] == [
+        {"message_id": data["list"][0]["message_id"], "mobile": "138****8000", "status": "queued"}
+    ]
+    assert data["list"][0]["message_id"].startswith("MSG_")
+    assert (data["page"], data["size"]) == (1, 20)
 
-    from sms_service.api.batches import BatchSchema, batch_answer
 
-    progress = {
-        "batch_id": "BATCH_1",
-        "template_id": "TMPL_1",
-        "total": 2,
-        "created_at": datetime(2026, 11, 26, 3, 4, 5, 678901, tzinfo=UTC),
-        "counts": {"queued": 1, "failed": 1},
-        "list": [
-            SimpleNamespace(id="MSG_1", mobile="13800138000", status="queued"),
-            SimpleNamespace(id="MSG_2", mobile="15000150000", status="failed"),
-        ],
-        "page": 1,
-        "size": 20,
-    }
-    assert batch_answer(progress) == BatchSchema().dump(progress)
-    assert batch_answer({**progress, "list": []}) == BatchSchema().dump({**progress, "list": []})
+@pytest.mark.parametrize(
+    ("query", "errors"),
+    [
+        ("?page=0", {"page": ["page 必须在 1 到 1000000 之间"]}),
+        ("?page=1000001", {"page": ["page 必须在 1 到 1000000 之间"]}),
+        ("?size=101", {"size": ["size 必须在 1 到 100 之间"]}),
+        ("?size=0&page=x", {"size": ["size 必须在 1 到 100 之间"], "page": ["Not a valid integer."]}),
+    ],
+)
+def test_a_batch_page_out_of_range_is_400_naming_it(sms_client, sms_tenant, query, errors):
+    _tenant, key = sms_tenant
+    response = sms_client.get(f"/api/v1/sms/batches/BATCH_x{query}", headers=auth(key))
+    body = response.get_json()
+    assert response.status_code == 400 and body["data"]["errors"] == errors
