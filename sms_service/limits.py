@@ -4,24 +4,26 @@ Each limit is a counter per window (a Beijing calendar day for the quota and the
 minutes and hours otherwise). A request either fits every counter and increments them all, or increments none
 and gets a 429 naming the limit. Counters live in the service's database (one ``INSERT … ON CONFLICT DO
 UPDATE … WHERE used + n <= cap RETURNING`` whose row locks serialise concurrent requests) or, when
-``SMS_REDIS_URL`` is set, in Redis (one Lua script).
+``SMS_REDIS_URL`` is set, in Redis (one Lua script, run on redis-py's connection pool and never retried: a
+script cut off after it was sent may have counted).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
+import redis
 from flask import current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
 from shared.envelope import ServiceUnavailableError, TooManyRequestsError
-from shared.forking import fork_generation
 from sms_service.mobiles import mask_mobile
 from sms_service.models import LimitCounter, Tenant
 from sms_service.send_profiles import SendProfile
@@ -225,17 +227,18 @@ class RedisCounters:
     """Counters in Redis: a Lua script checks every counter and increments them all, or none."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._no_script = redis.exceptions.NoScriptError
-        self._unreachable = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        # No retries (redis-py retries by default otherwise): a script that failed after it was sent may
+        # have counted, so the request fails (503) rather than count twice. A connection the server closed
+        # is replaced when the pool hands it out; one idle for 30 s is PINGed first.
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=30,
+        )
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
         self.singles_script = self.client.register_script(CHECK_AND_INCREMENT_SINGLES)
-        self._own = threading.local()
-        from hiredis import pack_command  # redis[hiredis]: the C packer redis-py itself uses
-
-        self._pack = pack_command  # without redis-py's per-call argument checks
 
     def location(self, tenant_id: str, counter: Counter) -> tuple[str, str]:
         """The hash and the field of a counter. The hash tag keeps one tenant's counters in one Redis
@@ -250,7 +253,7 @@ class RedisCounters:
         for counter in sorted(counters, key=lambda counter: REPORT_ORDER.index(counter.kind)):
             groups.setdefault((counter.kind, counter.window), []).append(counter)
         keys: list[str] = []
-        arguments: list[str] = []  # as text: what the packer takes (and Redis receives) anyway
+        arguments: list[str] = []
         order: list[Counter] = []
         singles = all(len(members) == 1 for members in groups.values())
         for members in groups.values():
@@ -260,38 +263,17 @@ class RedisCounters:
             for counter in members:
                 arguments += [counter.mobile or "-", str(counter.amount), str(counter.cap)]
             order += members
-        index = int(self._run_script(self.singles_script if singles else self.script, keys, arguments))
-        return order[index - 1] if index else None
-
-    def _run_script(self, script, keys: list[str], arguments: list[str]) -> int:
-        """``EVALSHA`` on a connection of this thread's own.
-
-        Through the client, the pool checkout and check-in, the retry wrapper and the command metrics
-        cost an accepted send more CPU than the script itself. No retry here: a command that failed after
-        it was sent may have counted, so the request fails (503) and the connection is replaced.
-        """
-        connection = getattr(self._own, "connection", None)
-        if connection is None or self._own.generation != fork_generation():  # first use here, or a fork
-            connection = self.client.connection_pool.make_connection()
-            self._own.connection, self._own.generation = connection, fork_generation()
-        command = self._pack(("EVALSHA", script.sha, str(len(keys)), *keys, *arguments))
+        script = self.singles_script if singles else self.script
         try:
-            try:
-                connection.send_packed_command([command])
-                return connection.read_response()
-            except self._no_script:  # a restarted or flushed Redis: load the script, run it once more
-                self.client.script_load(script.script)
-                connection.send_packed_command([command])
-                return connection.read_response()
-        except self._unreachable as exc:
-            connection.disconnect()
+            # EVALSHA; on NOSCRIPT (a restarted or flushed Redis: nothing ran) the Script loads itself and
+            # runs once more.
+            index = int(script(keys=keys, args=arguments))
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             logger.warning("limit counters unavailable: %s: %s", type(exc).__name__, exc)
             raise ServiceUnavailableError(
                 "服务暂不可用: 限额计数无法连接, 请稍后重试", headers={"Retry-After": "1"}
             ) from exc
-        except Exception:
-            connection.disconnect()
-            raise
+        return order[index - 1] if index else None
 
     def release(self, tenant_id: str, counters: list[Counter]) -> None:
         """Give back what :meth:`consume` took when the request failed after it. With Redis gone too, the
@@ -301,7 +283,7 @@ class RedisCounters:
             pipeline.hincrby(*self.location(tenant_id, counter), -counter.amount)
         try:
             pipeline.execute()
-        except self._unreachable as exc:
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
             logger.warning("could not give back %d limit counter(s): %s", len(counters), exc)
 
     def purge(self, session: Session) -> int:
