@@ -1,12 +1,15 @@
-"""The images, checked without a Docker engine: hadolint, the structure the deployment relies on, and a
-wheel built from exactly what the build stage copies (only that service and shared)."""
+"""The images, checked without a Docker engine: hadolint, the structure the deployment relies on, that they
+install exactly uv.lock, and a wheel built from exactly what the build stage copies (only that service and
+shared)."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from tests.deploy.manifests import DEPLOY, ROOT, check_command, dockerfile_env, 
 
 DOCKERFILES = sorted(path for path in DEPLOY.glob("Dockerfile.*") if path.suffix != ".dockerignore")
 HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+# The extra each image installs on top of the base dependencies (the sandbox runs the payment fakes).
+EXTRAS = {"Dockerfile.sms": "sms", "Dockerfile.payment": "payment", "Dockerfile.sandbox": "payment"}
 
 
 def test_every_dockerfile_is_found():
@@ -35,11 +40,13 @@ def test_hadolint_finds_nothing(dockerfile):
 
 
 def _copies(stage) -> list[tuple[str, str]]:
-    return [
-        tuple(i.arguments.split()[-2:])
-        for i in stage
-        if i.keyword == "COPY" and not i.arguments.startswith("--from")
-    ]
+    """(source, destination) for each source of the stage's COPY instructions from the build context."""
+    copies = []
+    for i in stage:
+        if i.keyword == "COPY" and not i.arguments.startswith("--from"):
+            *sources, destination = i.arguments.split()
+            copies += [(source, destination) for source in sources]
+    return copies
 
 
 def test_service_image_is_multi_stage_slim_non_root_and_runs_the_api(service, service_app):
@@ -48,12 +55,15 @@ def test_service_image_is_multi_stage_slim_non_root_and_runs_the_api(service, se
     assert "${PYTHON_IMAGE}" in final[0].arguments
     assert "slim" in service.dockerfile.read_text().split("ARG PYTHON_IMAGE=")[1].split()[0]
 
-    # Only the service and shared are built and installed, with the service's extra.
+    # Only the service and shared are built and installed (with the service's extra: see below).
     assert sorted(_copies(build)) == sorted(
-        [("pyproject.toml", "./"), ("shared/", "shared/"), (f"{service.package}/", f"{service.package}/")]
+        [
+            ("pyproject.toml", "./"),
+            ("uv.lock", "./"),
+            ("shared/", "shared/"),
+            (f"{service.package}/", f"{service.package}/"),
+        ]
     )
-    [install] = [i for i in build if i.keyword == "RUN" and "pip install" in i.arguments]
-    assert f'".[{service.key}]"' in install.arguments
 
     # The final stage gets the virtualenv from the build stage, and no source tree.
     assert any(i.keyword == "COPY" and i.arguments.startswith("--from=build /opt/venv") for i in final)
@@ -84,7 +94,46 @@ def test_build_context_holds_only_what_the_image_copies(service):
     ignore = (DEPLOY / f"{service.dockerfile.name}.dockerignore").read_text().splitlines()
     included = {line[1:] for line in ignore if line.startswith("!")}
     assert "*" in ignore
-    assert included == {"pyproject.toml", "shared/", f"{service.package}/", "deploy/gunicorn.conf.py"}
+    assert included == {
+        "pyproject.toml",
+        "uv.lock",
+        "shared/",
+        f"{service.package}/",
+        "deploy/gunicorn.conf.py",
+    }
+
+
+def _locked_version(name: str) -> str:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    [version] = [package["version"] for package in lock["package"] if package["name"] == name]
+    return version
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda path: path.name)
+def test_the_build_stage_installs_exactly_the_lock_with_the_image_extra(dockerfile):
+    """Every install in the build stage is ``uv sync --locked`` (the versions and hashes of uv.lock, and a
+    failed build when the lock is stale) with the image's one extra, so no dev tool reaches an image."""
+    build, final = parse_dockerfile(dockerfile)
+    assert ("pyproject.toml", "./") in _copies(build) and ("uv.lock", "./") in _copies(build)
+    ignore = (DEPLOY / f"{dockerfile.name}.dockerignore").read_text().splitlines()
+    assert {"!pyproject.toml", "!uv.lock"} <= set(ignore)
+
+    runs = [shlex.split(i.arguments) for i in build if i.keyword == "RUN"]
+    [bootstrap] = [run for run in runs if run[:2] == ["pip", "install"]]
+    [uv_version] = [
+        i.arguments.split("=", 1)[1] for i in build if i.keyword == "ARG" and "UV_VERSION=" in i.arguments
+    ]
+    assert "uv==${UV_VERSION}" in bootstrap and uv_version == _locked_version("uv")
+
+    syncs = [run for run in runs if run[:2] == ["uv", "sync"]]
+    assert [run for run in runs if run not in syncs] == [bootstrap], "only uv sync installs the image"
+    for sync in syncs:
+        assert "--locked" in sync and "--all-extras" not in sync
+        assert [sync[k + 1] for k, flag in enumerate(sync) if flag == "--extra"] == [EXTRAS[dockerfile.name]]
+    # The last sync installs the project itself, as a wheel: the final stage has no source tree.
+    assert "--no-editable" in syncs[-1] and "--no-install-project" not in syncs[-1]
+    assert dockerfile_env(build)["UV_PROJECT_ENVIRONMENT"] == "/opt/venv"
+    assert any(i.keyword == "COPY" and i.arguments.startswith("--from=build /opt/venv") for i in final)
 
 
 def test_sandbox_image_runs_the_fakes():
@@ -97,8 +146,8 @@ def test_sandbox_image_runs_the_fakes():
 
 
 def test_the_build_stage_context_makes_a_wheel_of_only_that_service_with_its_migrations(service, tmp_path):
-    """What ``pip install ".[service]"`` in the build stage installs, built from a copy of exactly the
-    files the stage copies; then its migrations run from the installed files alone."""
+    """What the build stage's last ``uv sync --no-editable`` installs of the project, built from a copy of
+    exactly the files the stage copies; then its migrations run from the installed files alone."""
     build, _ = parse_dockerfile(service.dockerfile)
     staging = tmp_path / "src"
     staging.mkdir()
