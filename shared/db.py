@@ -8,10 +8,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 import time
 import weakref
-from collections import namedtuple
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,11 +20,7 @@ from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event, fu
 from sqlalchemy.engine import Connection, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.types import TypeDecorator
-
-from shared.forking import fork_generation
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -135,6 +129,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
         **settings,
     )
     ping_after_idle(alone)
+    _replace_together(engine, alone)
     _AUTOCOMMIT_TWINS[engine] = alone
     return engine
 
@@ -143,12 +138,30 @@ _AUTOCOMMIT_TWINS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDi
 
 
 def dispose_engine(engine: Engine) -> None:
-    """Close the pooled connections of ``engine`` and of its autocommit twin (this thread's held one too)."""
+    """Close the pooled connections of ``engine`` and of its autocommit twin."""
     engine.dispose()
     twin = _AUTOCOMMIT_TWINS.get(engine)
     if twin is not None:
-        _let_go(twin)
         twin.dispose()
+
+
+def _replace_together(engine: Engine, twin: Engine) -> None:
+    """A connection of one engine found dead makes the other's pooled connections go too.
+
+    SQLAlchemy then replaces every connection of the pool whose connection failed (a restart or a
+    failover ends them all); the twin's pool, a pool of its own, would otherwise hand out its dead
+    connections one failed request at a time.
+    """
+
+    def _discard_the_other(other: Engine):
+        def _on_error(context) -> None:
+            if context.is_disconnect:
+                other.dispose()
+
+        return _on_error
+
+    event.listen(engine, "handle_error", _discard_the_other(twin))
+    event.listen(twin, "handle_error", _discard_the_other(engine))
 
 
 #: A pooled connection idle for longer than this is pinged before use.
@@ -207,9 +220,6 @@ def _run_alone(session: Session, statement, parameters, commit: bool) -> list[Ro
         if commit:
             session.commit()
         return rows
-    plan = _driver_plan(twin.dialect, statement, parameters)
-    if plan is not None:
-        return plan.run(twin, parameters[0] if isinstance(parameters, list) else parameters or {})
     with twin.connect() as connection:
         result = connection.execute(statement, parameters)
         return result.all() if result.returns_rows else []
@@ -240,210 +250,6 @@ def _autocommit_twin(session: Session) -> Engine | None:
     return _AUTOCOMMIT_TWINS.get(bind) if isinstance(bind, Engine) else None
 
 
-class _DriverPlan:
-    """A statement compiled once, run straight on a pooled psycopg2 connection.
-
-    Through a SQLAlchemy ``Connection`` a one-row INSERT costs several times the CPU of the driver's own
-    ``execute`` (connection and result wrappers, the compiled-cache lookup, execution context). The plan
-    keeps what those steps compute for a statement and its parameter names: the SQL, the bind processors,
-    the result processors. Rows come back as named tuples (index and attribute access, as ``Row``).
-    """
-
-    __slots__ = ("statement", "sql", "compiled", "processors", "row_type", "result_processors")
-
-    def __init__(self, statement, compiled, row_type, result_processors) -> None:
-        self.statement = statement  # kept alive: the cache is keyed by its id
-        self.compiled = compiled
-        self.sql = compiled.string
-        self.processors = compiled._bind_processors
-        self.row_type = row_type
-        self.result_processors = result_processors
-
-    def run(self, engine: Engine, parameters: dict[str, Any]) -> list:
-        processors = self.processors
-        values = {
-            key: processors[key](value) if key in processors else value
-            for key, value in self.compiled.construct_params(parameters).items()
-        }
-        dialect = engine.dialect
-        try:
-            connection, held = _connection_for(engine)
-        except dialect.loaded_dbapi.Error as exc:  # no connection to be had: as Engine.connect() raises it
-            raise DBAPIError.instance(
-                None, None, exc, dialect.loaded_dbapi.Error, True, dialect=dialect
-            ) from exc
-        cursor = None
-        try:
-            cursor = connection.cursor()
-            cursor.execute(self.sql, values)
-            rows = cursor.fetchall() if cursor.description is not None else []
-        except dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would handle and raise it
-            invalidated = dialect.is_disconnect(exc, connection.dbapi_connection, cursor)
-            if invalidated:
-                engine.pool._invalidate(connection, exc)
-                if held is not None:
-                    _let_go(engine)
-            raise DBAPIError.instance(
-                self.sql, values, exc, dialect.loaded_dbapi.Error, invalidated, dialect=dialect
-            ) from exc
-        finally:
-            if cursor is not None:
-                cursor.close()
-            if held is not None:
-                held.used_at = time.monotonic()
-            else:
-                connection.close()
-        if not rows:
-            return []
-        if self.row_type is None:
-            raise RuntimeError(f"rows from a statement planned to return none: {self.sql}")
-        make, convert = self.row_type._make, self.result_processors
-        if convert is None:
-            return [make(row) for row in rows]
-        return [
-            make(
-                [
-                    value if process is None else process(value)
-                    for process, value in zip(convert, row, strict=True)
-                ]
-            )
-            for row in rows
-        ]
-
-
-class _Held:
-    """The pooled connection of an autocommit twin that one thread keeps between statements that run alone.
-
-    A checkout and a check-in cost a statement as much CPU as its parameters and its SQL together (the
-    pool's queue, its events, the idle ping's bookkeeping). A thread keeps one connection, of one engine,
-    at a time; as many threads as the twin's pool size keep one, the others check out as before. A held
-    connection idle past ``PING_AFTER_IDLE_SECONDS`` is pinged before use and replaced if dead; one that
-    fails with a disconnect is let go; a thread that ends gives its connection back to the pool.
-    """
-
-    __slots__ = ("connection", "engine", "used_at", "generation")
-
-    def __init__(self, connection, engine: Engine) -> None:
-        self.connection = connection  # the pool's proxy, as Engine.raw_connection() returns it
-        self.engine = engine
-        self.used_at = time.monotonic()
-        self.generation = fork_generation()
-
-    def usable_for(self, engine: Engine) -> bool:
-        return (
-            self.engine is engine
-            and self.generation == fork_generation()
-            and self.connection._pool is engine.pool  # not since engine.dispose()
-        )
-
-    def release(self) -> None:
-        connection, self.connection = self.connection, None
-        if connection is None:
-            return
-        if self.generation != fork_generation():  # the parent's: closing it would end the parent's session
-            _INHERITED.append(connection)
-            return
-        with _HOLDERS_LOCK:
-            generation, holders = _HOLDERS.get(self.engine, (self.generation, 1))
-            _HOLDERS[self.engine] = (generation, max(0, holders - 1))
-        connection.close()  # back to the pool (an invalidated one is discarded there)
-
-    def __del__(self) -> None:  # the thread ended: its thread-local values go
-        try:
-            self.release()
-        except Exception:  # at interpreter exit the pool may be gone already
-            pass
-
-
-_LOCAL = threading.local()
-_HOLDERS: weakref.WeakKeyDictionary[Engine, tuple[int, int]] = weakref.WeakKeyDictionary()
-_HOLDERS_LOCK = threading.RLock()  # re-entrant: a release may run from __del__ while it is held
-_INHERITED: list = []  # a parent's connections in a forked child: never used, never closed (shared sockets)
-
-
-def _connection_for(engine: Engine) -> tuple[Any, _Held | None]:
-    """This thread's held connection of ``engine``, else one checked out: ``(connection, held or None)``."""
-    held: _Held | None = getattr(_LOCAL, "held", None)
-    if held is not None:
-        if held.usable_for(engine):
-            if time.monotonic() - held.used_at < PING_AFTER_IDLE_SECONDS:
-                return held.connection, held
-            try:
-                engine.dialect.do_ping(held.connection.dbapi_connection)
-                return held.connection, held
-            except Exception as exc:  # dead: replaced below, as the pool would replace it
-                held.connection.invalidate(exc)
-        _let_go()
-    connection = engine.raw_connection()
-    generation = fork_generation()
-    with _HOLDERS_LOCK:
-        counted, holders = _HOLDERS.get(engine, (generation, 0))
-        if counted != generation:  # counted by the parent process
-            holders = 0
-        if holders >= engine.pool.size():
-            return connection, None
-        _HOLDERS[engine] = (generation, holders + 1)
-    held = _LOCAL.held = _Held(connection, engine)
-    return connection, held
-
-
-def _let_go(engine: Engine | None = None) -> None:
-    """Give this thread's held connection (of ``engine``, or of any) back to its pool."""
-    held: _Held | None = getattr(_LOCAL, "held", None)
-    if held is not None and (engine is None or held.engine is engine):
-        del _LOCAL.held
-        held.release()
-
-
-_DRIVER_PLANS: dict[tuple, _DriverPlan | None] = {}
-_DRIVER_PLAN_LIMIT = 512  # statements are built once per module; ad-hoc ones beyond this run as before
-
-
-def _driver_plan(dialect, statement, parameters) -> _DriverPlan | None:
-    """The plan for ``statement`` with these parameter names, or None where SQLAlchemy must do the work
-    (another driver, several rows, Python-side column defaults, expanding or escaped parameters)."""
-    if dialect.driver != "psycopg2":
-        return None
-    if isinstance(parameters, list):
-        if len(parameters) != 1:
-            return None
-        parameters = parameters[0]
-    names = tuple(parameters) if parameters else ()
-    key = (id(statement), id(dialect), names)
-    plan = _DRIVER_PLANS.get(key, False)
-    if plan is not False and (plan is None or plan.statement is statement):
-        return plan
-    plan = _build_driver_plan(dialect, statement, names)
-    if len(_DRIVER_PLANS) < _DRIVER_PLAN_LIMIT:
-        _DRIVER_PLANS[key] = plan
-    return plan
-
-
-def _build_driver_plan(dialect, statement, names: tuple[str, ...]) -> _DriverPlan | None:
-    if not isinstance(statement, ClauseElement) or isinstance(statement, TextClause):
-        return None  # a text statement's columns are known only from the cursor: SQLAlchemy's path
-    compiled = statement.compile(dialect=dialect, column_keys=list(names))
-    if (
-        compiled.insert_prefetch
-        or compiled.update_prefetch
-        or compiled.literal_execute_params
-        or compiled.post_compile_params
-        or compiled.escaped_bind_names
-        or compiled.positional
-        or compiled.schema_translate_map
-    ):
-        return None
-    columns = compiled._result_columns
-    if not columns:
-        return _DriverPlan(statement, compiled, None, None)
-    keys = [column.keyname for column in columns]
-    if len(set(keys)) != len(keys) or not all(key.isidentifier() for key in keys):
-        return None
-    processors = [column.type._cached_result_processor(dialect, None) for column in columns]
-    row_type = namedtuple("AloneRow", keys, rename=True)
-    return _DriverPlan(statement, compiled, row_type, processors if any(processors) else None)
-
-
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert many rows in the session's transaction: by ``COPY`` on PostgreSQL, else one INSERT.
 
@@ -464,14 +270,21 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     )
     names = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in columns)
     statement = f"COPY {connection.dialect.identifier_preparer.quote(table.name)} ({names}) FROM STDIN"
-    driver_error = connection.dialect.loaded_dbapi.Error
-    cursor = connection.connection.dbapi_connection.cursor()
+    dialect = connection.dialect
+    driver_error = dialect.loaded_dbapi.Error
+    dbapi_connection = connection.connection.dbapi_connection
     try:
-        cursor.copy_expert(statement, io.StringIO(lines))
-    except driver_error as exc:  # as SQLAlchemy would raise it: IntegrityError, OperationalError …
-        raise DBAPIError.instance(statement, None, exc, driver_error, dialect=connection.dialect) from exc
-    finally:
-        cursor.close()
+        with dbapi_connection.cursor() as cursor:
+            cursor.copy_expert(statement, io.StringIO(lines))
+    except (
+        driver_error
+    ) as exc:  # raised as SQLAlchemy raises a statement's: IntegrityError, OperationalError …
+        lost = dialect.is_disconnect(exc, dbapi_connection, None)
+        if lost:  # not back into the pool: the session's rollback then finds it gone
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, driver_error, connection_invalidated=lost, dialect=dialect
+        ) from exc
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -1,20 +1,19 @@
 """shared.db: the pool pings a connection that sat idle; a statement alone runs without BEGIN … COMMIT;
-many rows go in by COPY."""
+many rows go in by COPY; a connection whose server process ended fails one statement, reported
+invalidated, and is replaced."""
 
 from __future__ import annotations
 
-import gc
 import os
-import threading
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from shared.db import (
-    _AUTOCOMMIT_TWINS,
     UTCDateTime,
     dispose_engine,
     execute_alone,
@@ -175,139 +174,131 @@ def test_elsewhere_the_rows_go_in_by_insert(tmp_path):
         )
 
 
+PID = sa.select(sa.func.pg_backend_pid().label("pid"))
+
+
+def _end_backends(*pids: int) -> None:
+    """End these server processes from another connection, as a restart or a failover would, and wait."""
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as other:
+        for pid in pids:
+            ended = sa.text("SELECT pg_terminate_backend(:pid, 5000)")
+            assert other.execute(ended, {"pid": pid}).scalar_one()
+    admin.dispose()
+
+
 @pytest.fixture
-def plan_table():
+def steady(monkeypatch):
+    """No idle ping: a connection used a moment ago goes unchecked, so its death meets the next statement."""
+    monkeypatch.setattr("shared.db.PING_AFTER_IDLE_SECONDS", 3600.0)
+
+
+@pytest.fixture
+def lone_engine():
+    engine = make_engine(POSTGRES_URL, pool_size=1)
+    yield engine
+    dispose_engine(engine)
+
+
+def test_a_killed_connection_fails_one_statement_alone_invalidated_then_is_replaced(steady, lone_engine):
+    dead = read_alone(Session(lone_engine), PID)[0].pid
+    _end_backends(dead)
+    with pytest.raises(sa.exc.OperationalError) as failed:
+        read_alone(Session(lone_engine), PID)
+    assert failed.value.connection_invalidated is True
+    assert read_alone(Session(lone_engine), PID)[0].pid != dead
+
+
+def test_a_killed_connection_fails_the_sessions_statement_invalidated_then_is_replaced(steady, lone_engine):
+    session = Session(lone_engine)
+    dead = session.execute(PID).scalar_one()  # begun: what follows runs in the session's transaction
+    _end_backends(dead)
+    with pytest.raises(sa.exc.OperationalError) as failed:
+        execute_alone(session, PID)
+    assert failed.value.connection_invalidated is True
+    session.rollback()
+    assert session.execute(PID).scalar_one() != dead
+    session.close()
+
+
+def test_after_one_failure_neither_pool_hands_out_a_killed_connection(steady, lone_engine):
+    alone = read_alone(Session(lone_engine), PID)[0].pid
+    with Session(lone_engine) as session:
+        in_session = session.execute(PID).scalar_one()
+    _end_backends(alone, in_session)  # a restart ends the connections of both pools
+    with pytest.raises(sa.exc.OperationalError):
+        read_alone(Session(lone_engine), PID)
+    with Session(lone_engine) as session:  # the session's pool let its dead connection go as well
+        assert session.execute(PID).scalar_one() not in {alone, in_session}
+
+
+def test_a_connection_killed_before_a_copy_is_reported_invalidated(steady, copy_table):
+    engine, table = copy_table
+    with Session(engine) as session:
+        dead = session.execute(PID).scalar_one()
+        _end_backends(dead)
+        with pytest.raises(sa.exc.OperationalError) as failed:
+            insert_rows(session, table, [{"id": 1, "text": "lost"}])
+        assert failed.value.connection_invalidated is True
+        session.rollback()
+        insert_rows(session, table, [{"id": 2, "text": "kept"}])
+        session.commit()
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(table.c.id)).scalars().all() == [2]
+
+
+@pytest.fixture
+def typed_table():
     with scratch(
-        "plan",
+        "typed",
         sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("amount", sa.Numeric(12, 2), nullable=True),
+        sa.Column("ratio", sa.Numeric(asdecimal=False), nullable=True),
+        sa.Column("share", sa.Float, nullable=True),
         sa.Column("document", sa.JSON, nullable=True),
-        sa.Column("maybe", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("at", UTCDateTime(), nullable=True),
         sa.Column("note", sa.Text, nullable=True, default="python-side default"),
     ) as made:
         yield made
 
 
-def test_a_statement_run_straight_on_the_driver_answers_as_sqlalchemy_does(plan_table):
-    """The precompiled path (driver's execute, named-tuple rows) against SQLAlchemy's own execution."""
-    from shared.db import _driver_plan
-
-    engine, table = plan_table
-    twin_dialect = engine.dialect
+def test_rows_of_a_statement_alone_are_what_sqlalchemy_answers(typed_table):
+    engine, table = typed_table
     at = datetime(2026, 11, 26, 3, 4, 5, 678901, tzinfo=UTC)
-    insert_full = sa.insert(table)
-    row = {"id": 1, "document": None, "maybe": None, "at": at, "note": "given"}
-    assert _driver_plan(twin_dialect, insert_full, [row]) is not None  # this one goes straight
-    execute_alone(Session(engine), insert_full, [row])
-    # Without "note" its Python-side default applies: SQLAlchemy's path, same result.
-    assert _driver_plan(twin_dialect, insert_full, {"id": 2}) is None
-    execute_alone(Session(engine), insert_full, {"id": 2})
-
-    read = sa.select(
-        table.c.id, table.c.document, table.c.maybe, table.c.at, table.c.note.label("remark")
-    ).where(table.c.id == sa.bindparam("wanted"))
-    assert _driver_plan(twin_dialect, read, {"wanted": 1}) is not None
+    values = {"id": 1, "amount": "12.30", "ratio": 0.25, "share": 0.5, "document": {"k": [1]}, "at": at}
+    execute_alone(Session(engine), sa.insert(table), values)
+    execute_alone(Session(engine), sa.insert(table), {"id": 2})  # the Python-side default applies
+    read = sa.select(table, table.c.note.label("remark")).where(table.c.id == sa.bindparam("wanted"))
     with engine.connect() as connection:
         for wanted in (1, 2):
-            straight = read_alone(Session(engine), read, {"wanted": wanted})
-            expected = connection.execute(read, {"wanted": wanted}).all()
-            assert [tuple(r) for r in straight] == [tuple(r) for r in expected]
-            assert straight[0].remark == expected[0].remark and straight[0].at == expected[0].at
-        # JSON None as SQLAlchemy writes it: JSON null, or SQL NULL for a none_as_null column.
-        nulls = sa.select(table.c.document.is_(None), table.c.maybe.is_(None)).where(table.c.id == 1)
-        assert connection.execute(nulls).one() == (False, True)
+            alone = read_alone(Session(engine), read, {"wanted": wanted})
+            assert alone == connection.execute(read, {"wanted": wanted}).all()
+    first = read_alone(Session(engine), read, {"wanted": 1})[0]
+    assert (type(first.amount), type(first.ratio), type(first.share)) == (Decimal, float, float)
+    assert (
+        first.at == at and read_alone(Session(engine), read, {"wanted": 2})[0].remark == "python-side default"
+    )
     assert read_alone(Session(engine), read, {"wanted": 3}) == []
 
 
-def test_driver_errors_are_sqlalchemys_and_a_dead_connection_is_replaced(plan_table, monkeypatch):
-    monkeypatch.setattr("shared.db.PING_AFTER_IDLE_SECONDS", 3600.0)
-    engine, table = plan_table
-    insert_full = sa.insert(table)
-    execute_alone(Session(engine), insert_full, {"id": 1, "note": "x"})
+def test_errors_of_a_statement_alone_are_sqlalchemys(scratch_table):
+    engine, table = scratch_table
+    execute_alone(Session(engine), sa.insert(table), {"id": 1})
     with pytest.raises(sa.exc.IntegrityError):
-        execute_alone(Session(engine), insert_full, {"id": 1, "note": "again"})
-
-    dead_pid = _end_backend(read_alone(Session(engine), PID)[0].pid)  # the connection this thread holds
-    with pytest.raises(sa.exc.OperationalError):  # the dead connection fails this one use …
-        read_alone(Session(engine), sa.select(table.c.id))
-    assert [row.id for row in read_alone(Session(engine), sa.select(table.c.id))] == [1]  # … and is gone
-    assert read_alone(Session(engine), PID)[0].pid != dead_pid
-    assert read_alone(Session(engine), sa.text("SELECT pg_backend_pid()"))  # a text statement runs too
+        execute_alone(Session(engine), sa.insert(table), {"id": 1})
+    assert [row.id for row in read_alone(Session(engine), sa.select(table.c.id))] == [1]
 
 
-PID = sa.select(sa.func.pg_backend_pid().label("pid"))
-
-
-def _end_backend(pid: int) -> int:
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as other:
-        assert other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
-    admin.dispose()
-    return pid
-
-
-def _in_threads(count: int, work) -> list:
-    results, errors = [None] * count, []
-
-    def run(index: int) -> None:
-        try:
-            results[index] = work(index)
-        except Exception as exc:  # reported by the test, not lost in the thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    gc.collect()
-    assert not errors, errors
-    return results
-
-
-def test_a_thread_keeps_its_connection_between_statements_and_gives_it_back_when_it_ends(plan_table):
-    engine, _ = plan_table
-    twin = _AUTOCOMMIT_TWINS[engine]
-
-    def three_statements(_index: int) -> set[int]:
-        return {read_alone(Session(engine), PID)[0].pid for _ in range(3)}
-
-    assert [len(pids) for pids in _in_threads(1, three_statements)] == [1]  # one connection, kept
-    assert twin.pool.checkedout() == 0  # the thread ended: back in the pool
-
-
-def test_threads_beyond_the_pool_size_check_out_as_before(plan_table):
-    engine, _ = plan_table
-    twin = _AUTOCOMMIT_TWINS[engine]
-    barrier = threading.Barrier(4)
-
-    def statements(_index: int) -> int:
-        barrier.wait()
-        return sum(
-            read_alone(Session(engine), sa.select(sa.literal(1).label("one")))[0].one for _ in range(20)
-        )
-
-    assert _in_threads(4, statements) == [20] * 4
-    assert twin.pool.checkedout() == 0
-
-
-def test_a_held_connection_idle_past_the_threshold_is_pinged_and_replaced(plan_table, monkeypatch):
-    engine, _ = plan_table
-    dead_pid = _end_backend(read_alone(Session(engine), PID)[0].pid)
-    monkeypatch.setattr("shared.db.PING_AFTER_IDLE_SECONDS", 0.0)
-    assert read_alone(Session(engine), PID)[0].pid != dead_pid  # no error: the ping found it dead
-
-
-def test_a_scoped_session_is_not_made_for_a_statement_alone(plan_table):
-    engine, table = plan_table
+def test_a_scoped_session_is_not_made_for_a_statement_alone(scratch_table):
+    engine, table = scratch_table
     scoped = scoped_session(sessionmaker(bind=engine))
-    execute_alone(scoped, sa.insert(table), {"id": 5, "note": "scoped"})
+    execute_alone(scoped, sa.insert(table), {"id": 5})
     assert [row.id for row in read_alone(scoped, sa.select(table.c.id))] == [5]
     assert not scoped.registry.has()
 
 
 def test_a_database_that_cannot_be_reached_is_sqlalchemys_operational_error():
-    """What the API answers 503 for, on the driver's path as on SQLAlchemy's."""
+    """What the API answers 503 for."""
     engine = make_engine("postgresql://postgres@127.0.0.1:1/nowhere", pool_size=1)
     try:
         with pytest.raises(sa.exc.OperationalError):
