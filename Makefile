@@ -14,11 +14,12 @@ help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # Bootstraps .venv with the locked uv (through ensurepip's pip); uv installs the rest. ensurepip's setuptools
-# goes: it is not in the lock, and uv sync keeps what it takes for a venv's seed packages.
+# goes: it is not in the lock, and uv sync leaves a venv's seed packages alone.
 $(UV): uv.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required")'
-	test -x $(BIN)/python || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip uninstall --quiet --yes setuptools; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+	if $(BIN)/pip show --quiet setuptools 2>/dev/null; then $(BIN)/pip uninstall --quiet --yes setuptools; fi
 	@touch $@
 
 # Exactly uv.lock, hashes checked, the project editable; fails if uv.lock is stale against pyproject.toml.
