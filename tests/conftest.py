@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask_migrate import upgrade
 
-from shared.db import Database, normalize_url
+from shared.db import Database, dispose_engine, normalize_url
 from tests.factories import create_payment_tenant, create_sms_tenant
 
 
@@ -102,6 +102,25 @@ def migrated_app(create_app, database_url: str, **overrides) -> Flask:
     with app.app_context():
         upgrade()
     return app
+
+
+@contextmanager
+def app_with_own_database(create_app, db: Database, celery, database_url: str) -> Iterator[Flask]:
+    """A second app of a service on its own database, whose commits are real (for concurrent threads, or
+    connections to be ended). A service's ``db`` and ``celery`` are process-wide, so building the app rebinds
+    them; they are bound back to the session's test database afterwards."""
+    saved_engine, saved_flask_app = db.engine, getattr(celery, "flask_app", None)
+    app = migrated_app(create_app, database_url, PUBLISH_LINGER_MS=0)
+    # rolled_back() leaves the factory on a savepoint mode SQLAlchemy 2.1 rejects for ordinary sessions.
+    db.session.configure(join_transaction_mode="conditional_savepoint")
+    try:
+        yield app
+    finally:
+        db.session.remove()
+        dispose_engine(db.engine)
+        db.engine = saved_engine
+        db.session.configure(bind=saved_engine)
+        celery.flask_app = saved_flask_app
 
 
 @contextmanager

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from shared.auth import Principal, hash_api_key
-from shared.db import dispose_engine
-from tests.conftest import POSTGRES_URL, migrated_app
+from tests.conftest import POSTGRES_URL, app_with_own_database
 from tests.factories import create_payment_tenant
 from tests.fakes.keys import fake_api_v3_key, key_pair
 
@@ -151,16 +150,5 @@ def committed_app(payment_app, databases) -> Iterator:
     from payment_service import create_app
     from payment_service.extensions import celery, db
 
-    saved_engine, saved_flask_app = db.engine, getattr(celery, "flask_app", None)
-    app = migrated_app(create_app, databases.create("payment_race"), PUBLISH_LINGER_MS=0)
-    # tests/conftest.py's rolled_back() leaves the factory on "conservative_savepoint", which
-    # SQLAlchemy 2.1 rejects; sessions here are ordinary ones, so use SQLAlchemy's default mode.
-    db.session.configure(join_transaction_mode="conditional_savepoint")
-    try:
+    with app_with_own_database(create_app, db, celery, databases.create("payment_race")) as app:
         yield app
-    finally:
-        db.session.remove()
-        dispose_engine(db.engine)
-        db.engine = saved_engine
-        db.session.configure(bind=saved_engine)
-        celery.flask_app = saved_flask_app

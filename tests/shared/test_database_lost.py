@@ -7,8 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from shared.db import dispose_engine
-from tests.conftest import POSTGRES_URL, migrated_app
+from tests.conftest import POSTGRES_URL, app_with_own_database
 from tests.factories import create_sms_tenant
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (TEST_POSTGRES_URL)")
@@ -26,17 +25,8 @@ def committed_app(sms_app, databases, monkeypatch):
 
     # No idle ping: a connection used a moment ago goes unchecked, so its death meets the next request.
     monkeypatch.setattr("shared.db.PING_AFTER_IDLE_SECONDS", 3600.0)
-    saved_engine, saved_flask_app = db.engine, getattr(celery, "flask_app", None)
-    db.session.configure(join_transaction_mode="conditional_savepoint")
-    app = migrated_app(create_app, databases.create("sms_lost"), PUBLISH_LINGER_MS=0)
-    try:
+    with app_with_own_database(create_app, db, celery, databases.create("sms_lost")) as app:
         yield app
-    finally:
-        db.session.remove()
-        dispose_engine(db.engine)
-        db.engine = saved_engine
-        db.session.configure(bind=saved_engine)
-        celery.flask_app = saved_flask_app
 
 
 @pytest.fixture
