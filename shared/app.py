@@ -4,6 +4,7 @@ Celery, API keys, the envelope API with ``/me``, the health probes and ``/metric
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,24 @@ class EnvelopeJSONProvider(DefaultJSONProvider):
 
 class ServiceFlask(Flask):
     json_provider_class = EnvelopeJSONProvider
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plain_functions: set = set()
+
+    def ensure_sync(self, func: Callable) -> Callable:
+        """Flask asks this of every hook and view on every request; a function known not to be a coroutine
+        function is answered from a set (the code object's flags were inspected each time)."""
+        code = getattr(func, "__func__", func)  # a bound method: its function
+        try:
+            if code in self._plain_functions:
+                return func
+        except TypeError:  # not hashable
+            return super().ensure_sync(func)
+        wrapped = super().ensure_sync(func)
+        if wrapped is func and len(self._plain_functions) < 10_000:
+            self._plain_functions.add(code)
+        return wrapped
 
 
 def build_app(
