@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from sms_service.redis_client import unretried_client
 
 logger = logging.getLogger(__name__)
 
@@ -139,14 +139,8 @@ class RedisCircuitBreaker:
         self.open_seconds = open_seconds
         self.probe_seconds = open_seconds if probe_seconds is None else probe_seconds
         self.prefix = prefix
-        # No retries: a retried INCR counts a failure twice, a retried probe claim takes the slot for nobody.
-        self.client = redis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=30,
-        )
+        # Never retried: a retried INCR counts a failure twice, a retried claim takes the slot for nobody.
+        self.client = unretried_client(url, timeout=socket_timeout)
         self.allows_script = self.client.register_script(ALLOWS)
         self.failure_script = self.client.register_script(RECORD_FAILURE)
 

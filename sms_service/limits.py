@@ -16,8 +16,6 @@ from typing import NamedTuple
 
 import redis
 from flask import current_app
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -26,6 +24,7 @@ from shared.db import utcnow
 from shared.envelope import ServiceUnavailableError, TooManyRequestsError
 from sms_service.mobiles import mask_mobile
 from sms_service.models import LimitCounter, Tenant
+from sms_service.redis_client import unretried_client
 from sms_service.send_profiles import SendProfile
 
 logger = logging.getLogger(__name__)
@@ -227,16 +226,8 @@ class RedisCounters:
     """Counters in Redis: a Lua script checks every counter and increments them all, or none."""
 
     def __init__(self, url: str) -> None:
-        # No retries (redis-py retries by default otherwise): a script that failed after it was sent may
-        # have counted, so the request fails (503) rather than count twice. A connection the server closed
-        # is replaced when the pool hands it out; one idle for 30 s is PINGed first.
-        self.client = redis.Redis.from_url(
-            url,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=30,
-        )
+        # Never retried: a script cut off after it was sent may have counted; the request fails (503).
+        self.client = unretried_client(url, timeout=2)
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
         self.singles_script = self.client.register_script(CHECK_AND_INCREMENT_SINGLES)
 
