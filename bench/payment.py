@@ -28,7 +28,7 @@ from bench.stack import (
     start_gunicorn,
     start_worker,
 )
-from payment_service.config import generate_secret_key
+from payment_service.settings import generate_secret_key
 from tests.fakes.payment_server import running
 from tests.fakes.wechatpay import _now_rfc3339, _random
 from tests.payment.conftest import params_for

@@ -10,10 +10,10 @@ from flask import Flask
 
 from payment_service import queues
 from payment_service.beat import beat_settings
-from payment_service.config import load_config
+from payment_service.configs.secret_box import install_secret_box
 from payment_service.extensions import celery, db, keys
 from payment_service.metrics import BacklogCollector
-from payment_service.secret_box import install_secret_box
+from payment_service.settings import load_config
 from shared.app import Service, build_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"

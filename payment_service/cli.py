@@ -9,12 +9,12 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from payment_service.config import generate_secret_key
-from payment_service.configs import reseal_stale_configs
+from payment_service.configs.center import reseal_stale_configs
+from payment_service.configs.secret_box import current_secret_box
 from payment_service.extensions import db, keys
 from payment_service.models import Tenant
 from payment_service.sandbox import register_sandbox_commands
-from payment_service.secret_box import current_secret_box
+from payment_service.settings import generate_secret_key
 from shared.db import isoformat
 from shared.ids import new_id
 from shared.tenancy import echo_json, register_key_commands

@@ -23,10 +23,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy.orm import Session
 
-from payment_service.bindings import bind_site
 from payment_service.channels.alipay import GATEWAY_URL
 from payment_service.channels.wechat import API_BASE_URL
-from payment_service.configs import create_config
+from payment_service.configs.bindings import bind_site
+from payment_service.configs.center import create_config
 from payment_service.extensions import db
 from payment_service.models import PaymentOrder, Tenant
 from shared.auth import Principal

@@ -11,11 +11,11 @@ from sqlalchemy.exc import OperationalError
 
 from payment_service import queues
 from payment_service.beat import CLOSE_EXPIRED_TASK, QUERY_PENDING_TASK, SWEEP_TASK
-from payment_service.dispatch import FORWARD_MANY_TASK, FORWARD_TASK, PROFIT_SHARING_TASK, publish_forward
 from payment_service.extensions import celery, db
-from payment_service.forwarding import deliver_forward
-from payment_service.profit_sharing import run_profit_sharing
-from payment_service.reconciliation import close_expired_orders, query_pending_orders, sweep_stuck_work
+from payment_service.orders.forwarding import deliver_forward
+from payment_service.orders.profit_sharing import run_profit_sharing
+from payment_service.orders.reconciliation import close_expired_orders, query_pending_orders, sweep_stuck_work
+from payment_service.outbox import FORWARD_MANY_TASK, FORWARD_TASK, PROFIT_SHARING_TASK, publish_forward
 
 # The row caps its own attempts, so the task allows any number of scheduled retries (max_retries None);
 # a database error is retried by Celery's backoff at most 8 times, then the sweep publishes the row again.

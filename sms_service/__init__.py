@@ -11,9 +11,9 @@ from flask import Flask
 from shared.app import Service, build_app
 from shared.settings import ConfigurationError
 from sms_service import queues
-from sms_service.config import load_config
 from sms_service.extensions import celery, db, keys
 from sms_service.metrics import BacklogCollector
+from sms_service.settings import load_config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -33,7 +33,7 @@ SERVICE = Service(
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_config(config)
-    from sms_service.dispatch import make_providers
+    from sms_service.delivery.dispatch import make_providers
 
     try:
         make_providers(settings)

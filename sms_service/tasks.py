@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from sms_service import callbacks, dispatch, queues, reconciliation, sweeps
+from sms_service import queues
+from sms_service.accepting import retention
+from sms_service.delivery import callbacks, dispatch, reconciliation, sweeps
 from sms_service.extensions import celery, db
 
 logger = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ def send_callback(self, message_id: str, attempt: int) -> str | None:
 
 @celery.task(name="sms.sweep", queue=queues.PERIODIC)
 def sweep() -> dict:
-    return sweeps.sweep(db.session)
+    return {**sweeps.sweep(db.session), "purged": retention.purge_expired(db.session)}
 
 
 @celery.task(name="sms.poll_receipts", queue=queues.RECEIPTS)

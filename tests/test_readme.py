@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from payment_service import config as payment_config
-from sms_service import config as sms_config
+from payment_service import settings as payment_config
+from sms_service import settings as sms_config
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

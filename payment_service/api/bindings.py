@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import validate
 
-from payment_service import bindings
+from payment_service.configs import bindings
 from payment_service.extensions import db
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope

@@ -9,8 +9,8 @@ from flask.views import MethodView
 from flask_smorest import Api
 from marshmallow import validate
 
-from payment_service import configs, history
-from payment_service.config_params import MODES, PARAMS_SCHEMAS
+from payment_service.configs import center, history
+from payment_service.configs.params import MODES, PARAMS_SCHEMAS
 from payment_service.extensions import db
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
@@ -89,7 +89,7 @@ class ConfigUpdateArgsSchema(ma.Schema):
 
 class ConfigStatusArgsSchema(ma.Schema):
     status = ma.fields.String(
-        required=True, validate=validate.OneOf(configs.STATUSES, error="status 必须是 enabled 或 disabled")
+        required=True, validate=validate.OneOf(center.STATUSES, error="status 必须是 enabled 或 disabled")
     )
 
 
@@ -107,7 +107,7 @@ class PageArgsSchema(ma.Schema):
 class ConfigListArgsSchema(PageArgsSchema):
     mode = ma.fields.String(validate=validate.OneOf(MODES, error="mode 必须是 {choices} 之一"))
     status = ma.fields.String(
-        validate=validate.OneOf(configs.STATUSES, error="status 必须是 enabled 或 disabled")
+        validate=validate.OneOf(center.STATUSES, error="status 必须是 enabled 或 disabled")
     )
 
 
@@ -149,17 +149,17 @@ class Configs(MethodView):
     @blp.response(200, envelope(ConfigCreatedSchema))
     def post(self, args):
         """Create a payment config"""
-        config = configs.create_config(
+        config = center.create_config(
             db.session, current_principal(), args["name"], args["mode"], args["params"]
         )
-        return ok(configs.creation_view(config))
+        return ok(center.creation_view(config))
 
     @require_scope("payment:admin")
     @blp.arguments(ConfigListArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(ConfigSummarySchema)))
     def get(self, args):
         """List payment configs, newest first"""
-        rows, total = configs.list_configs(
+        rows, total = center.list_configs(
             db.session,
             current_principal().tenant_id,
             mode=args.get("mode"),
@@ -167,7 +167,7 @@ class Configs(MethodView):
             page=args["page"],
             size=args["size"],
         )
-        items = [configs.summary_view(config, bound) for config, bound in rows]
+        items = [center.summary_view(config, bound) for config, bound in rows]
         return ok({"list": items, "total": total, "page": args["page"], "size": args["size"]})
 
 
@@ -178,8 +178,8 @@ class Config(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, config_id):
         """Show a payment config (secrets as ***)"""
-        config = configs.get_config(db.session, current_principal().tenant_id, config_id)
-        return ok(configs.detail_view(config, configs.count_bound_sites(db.session, config.id)))
+        config = center.get_config(db.session, current_principal().tenant_id, config_id)
+        return ok(center.detail_view(config, center.count_bound_sites(db.session, config.id)))
 
     @require_scope("payment:admin")
     @blp.arguments(ConfigUpdateArgsSchema())
@@ -187,7 +187,7 @@ class Config(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def put(self, args, config_id):
         """Update name and/or params (the mode cannot change)"""
-        config = configs.update_config(
+        config = center.update_config(
             db.session,
             current_principal(),
             config_id,
@@ -195,7 +195,7 @@ class Config(MethodView):
             params=args.get("params"),
             mode=args.get("mode"),
         )
-        return ok(configs.detail_view(config, configs.count_bound_sites(db.session, config.id)))
+        return ok(center.detail_view(config, center.count_bound_sites(db.session, config.id)))
 
     @require_scope("payment:admin")
     @blp.response(200, envelope(ConfigDeletedSchema))
@@ -203,7 +203,7 @@ class Config(MethodView):
     @blp.alt_response(409, response="CONFLICT", description="Sites are still bound to the config")
     def delete(self, config_id):
         """Delete a payment config no site is bound to"""
-        configs.delete_config(db.session, current_principal(), config_id)
+        center.delete_config(db.session, current_principal(), config_id)
         return ok({"config_id": config_id, "deleted": True})
 
 
@@ -215,8 +215,8 @@ class ConfigStatus(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def put(self, args, config_id):
         """Enable or disable a payment config"""
-        config = configs.set_status(db.session, current_principal(), config_id, args["status"])
-        return ok(configs.detail_view(config, configs.count_bound_sites(db.session, config.id)))
+        config = center.set_status(db.session, current_principal(), config_id, args["status"])
+        return ok(center.detail_view(config, center.count_bound_sites(db.session, config.id)))
 
 
 @blp.route("/<config_id>/history")
@@ -228,7 +228,7 @@ class ConfigHistory(MethodView):
     def get(self, args, config_id):
         """Audit trail of a config, newest first (kept after the config is deleted)"""
         tenant_id = current_principal().tenant_id
-        configs.config_history_visible(db.session, tenant_id, config_id)
+        center.config_history_visible(db.session, tenant_id, config_id)
         entries, total = history.list_history(db.session, tenant_id, config_id, args["page"], args["size"])
         items = [history.describe_entry(entry) for entry in entries]
         return ok({"list": items, "total": total, "page": args["page"], "size": args["size"]})

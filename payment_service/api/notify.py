@@ -14,10 +14,10 @@ from collections.abc import Callable
 from flask import Response, request
 from flask.views import MethodView
 
-from payment_service import notifications
 from payment_service.channels import NotificationRejected
 from payment_service.extensions import db
 from payment_service.metrics import NOTIFICATION_REJECTED
+from payment_service.orders import notifications
 from shared.api import Blueprint
 
 logger = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import validate
 
-from payment_service import orders
 from payment_service.extensions import db
 from payment_service.models import ORDER_STATUSES
-from payment_service.order_views import created_view
+from payment_service.orders import placing
+from payment_service.orders.views import created_view
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok, page_schema
@@ -195,7 +195,7 @@ class PlaceOrder(MethodView):
     )
     def post(self, args: dict[str, Any]):
         """Place a payment order, routed by the site's binding for the channel"""
-        order = orders.place_order(db.session, current_principal().tenant_id, orders.NewOrder(**args))
+        order = placing.place_order(db.session, current_principal().tenant_id, placing.NewOrder(**args))
         return ok(created_view(order))
 
 
@@ -207,7 +207,7 @@ class Orders(MethodView):
     def get(self, args: dict[str, Any]):
         """List payment orders, newest first"""
         page, size = args.pop("page"), args.pop("size")
-        items, total = orders.list_orders(
+        items, total = placing.list_orders(
             db.session, current_principal().tenant_id, page=page, size=size, **args
         )
         return ok({"list": items, "total": total, "page": page, "size": size})
@@ -220,4 +220,4 @@ class Order(MethodView):
     @blp.alt_response(404, response="NOT_FOUND")
     def get(self, transaction_id: str):
         """Show a payment order: status, amounts, upstream ids, profit sharing and forwarding state"""
-        return ok(orders.order_detail(db.session, current_principal().tenant_id, transaction_id))
+        return ok(placing.order_detail(db.session, current_principal().tenant_id, transaction_id))

@@ -35,7 +35,7 @@ from payment_service.channels.base import (
     PaymentChannel,
     QueriedOrder,
 )
-from payment_service.crypto_keys import load_private_key, load_public_key
+from payment_service.channels.keys import load_private_key, load_public_key
 
 __all__ = [
     "API_BASE_URL",

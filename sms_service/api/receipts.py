@@ -14,7 +14,7 @@ from flask.views import MethodView
 
 from shared.api import Blueprint
 from shared.envelope import BadRequestError, NotFoundError, UnauthorizedError
-from sms_service import receipts
+from sms_service.delivery import receipts
 from sms_service.extensions import db
 
 blp = Blueprint("sms_receipts", __name__, url_prefix="/api/v1/sms/receipts", description="上游状态报告")

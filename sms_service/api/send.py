@@ -9,7 +9,7 @@ from marshmallow import validate
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok
-from sms_service import sending
+from sms_service.accepting import sending
 from sms_service.api.common import IdempotencyHeaderSchema
 from sms_service.extensions import db
 
@@ -21,7 +21,7 @@ CALLBACK_URL = ma.fields.String(
     validate=validate.Length(min=1, max=1000),
     metadata={"description": "http(s) URL that receives the signed sms.result callback of each message"},
 )
-# Any values: the template checks those it names (sms_service.templates.check_variables), and a JSON object's
+# Any values: the template checks those it names (templates.check_variables), and a JSON object's
 # keys are strings. A field per key and per value checked nothing more and was half a batch's load.
 VARIABLES = ma.fields.Dict(load_default=dict, metadata={"additionalProperties": {"nullable": True}})
 

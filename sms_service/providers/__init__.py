@@ -17,7 +17,6 @@ from sms_service.providers.base import (
     RetryableProviderError,
     SendOutcome,
     SmsProvider,
-    mask_mobile,
 )
 from sms_service.providers.sandbox import SandboxSmsProvider
 from sms_service.providers.tencent import TencentSmsProvider
@@ -35,7 +34,6 @@ __all__ = [
     "SmsProvider",
     "TencentSmsProvider",
     "build_providers",
-    "mask_mobile",
 ]
 
 

@@ -22,6 +22,7 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from sms_service.metrics import PROVIDER_CALLS, PROVIDER_ERRORS
+from sms_service.mobiles import mask_mobile
 
 logger = logging.getLogger("sms_service.providers")
 
@@ -114,13 +115,6 @@ class PermanentProviderError(ProviderError):
     Rejected credentials or signature, an unapproved sign name or template, an account out of money or
     suspended, a request we built wrongly. Another provider may still be able to send the messages.
     """
-
-
-def mask_mobile(mobile: str) -> str:
-    """138****8000: enough to tell numbers apart in logs without recording who was texted."""
-    if len(mobile) < 8:
-        return "****"
-    return f"{mobile[:3]}****{mobile[-4:]}"
 
 
 def national_mobile(number: str) -> str:

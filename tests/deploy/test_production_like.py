@@ -15,7 +15,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from payment_service.config import generate_secret_key
+from payment_service.settings import generate_secret_key
 from tests.conftest import REDIS_URL
 from tests.deploy.manifests import (
     SERVICES,

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from payment_service.config import generate_secret_key
+from payment_service.settings import generate_secret_key
 from tests.e2e.processes import run_cli, running, service_env, start_gunicorn, start_worker
 
 pytestmark = pytest.mark.e2e

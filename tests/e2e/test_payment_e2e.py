@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from payment_service.config import generate_secret_key
+from payment_service.settings import generate_secret_key
 from shared.webhooks import verify_signature
 from tests.e2e.processes import (
     free_port,

@@ -42,7 +42,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from payment_service.crypto_keys import load_public_key
+from payment_service.channels.keys import load_public_key
 from tests.fakes.keys import TestKeyPair, key_pair
 
 BEIJING = timezone(timedelta(hours=8))

@@ -46,7 +46,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from payment_service.crypto_keys import load_public_key
+from payment_service.channels.keys import load_public_key
 from tests.fakes.keys import TestKeyPair, key_pair
 
 SIGNATURE_SCHEME = "WECHATPAY2-SHA256-RSA2048"

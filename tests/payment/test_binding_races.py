@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select, text
 
-from payment_service import bindings, configs
+from payment_service.configs import bindings, center
 from payment_service.models import PaymentConfig
 from tests.factories import create_payment_tenant
 from tests.payment.conftest import CONFIGS_URL, headers_of, params_for
@@ -30,7 +30,7 @@ def race(committed_app, monkeypatch):
 
     with committed_app.app_context():
         _tenant, api_key = create_payment_tenant(db.session)
-    find, count = bindings._find_binding, configs.count_bound_sites
+    find, count = bindings._find_binding, center.count_bound_sites
 
     def find_slowly(*args):
         time.sleep(random.uniform(0, 0.02))
@@ -41,7 +41,7 @@ def race(committed_app, monkeypatch):
         return count(*args)
 
     monkeypatch.setattr(bindings, "_find_binding", find_slowly)
-    monkeypatch.setattr(configs, "count_bound_sites", count_slowly)
+    monkeypatch.setattr(center, "count_bound_sites", count_slowly)
     return committed_app, api_key
 
 

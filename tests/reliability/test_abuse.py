@@ -263,9 +263,9 @@ def redirect_chain():
 def test_sms_callback_redirect_to_an_internal_address_is_not_followed(
     status, sms_app, sms_db, sms_client, sms_pair, redirect_chain, monkeypatch
 ):
-    from sms_service import callbacks
+    from sms_service.delivery import callbacks
+    from sms_service.delivery.transitions import finish
     from sms_service.models import CallbackAttempt, Message
-    from sms_service.transitions import finish
 
     url, outer, inner = redirect_chain
     outer.status = status
@@ -300,8 +300,8 @@ def test_payment_forward_redirect_to_an_internal_address_is_not_followed(
     redirect_chain,
     monkeypatch,
 ):
-    from payment_service.forwarding import deliver_forward
     from payment_service.models import OrderForward
+    from payment_service.orders.forwarding import deliver_forward
 
     url, outer, inner = redirect_chain
     monkeypatch.setitem(payment_app.config, "NOTIFY_ALLOW_PRIVATE", True)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import schemathesis
 
-from payment_service.config import generate_secret_key
+from payment_service.settings import generate_secret_key
 from tests.e2e.processes import run_cli, running, service_env, start_gunicorn
 from tests.reliability.fuzzing import fuzz
 from tests.reliability.stacks import assert_logs_clean

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from payment_service.config import generate_secret_key
+from payment_service.settings import generate_secret_key
 from tests.e2e.processes import (
     free_port,
     run_cli,

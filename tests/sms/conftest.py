@@ -13,7 +13,7 @@ from tests.fakes.server import serve_in_thread
 
 
 def create_template(session, tenant_id, **overrides):
-    from sms_service.templates import create_template as create
+    from sms_service.accepting.templates import create_template as create
 
     fields = {
         "name": "验证码",
@@ -68,7 +68,7 @@ def configure(sms_app, monkeypatch):
         for name, value in settings.items():
             monkeypatch.setitem(sms_app.config, name, value)
         if "PROVIDERS" in settings:
-            from sms_service.config import provider_names
+            from sms_service.settings import provider_names
 
             monkeypatch.setitem(sms_app.config, "PROVIDER_NAMES", provider_names(settings["PROVIDERS"]))
         for extension in ("sms_providers", "sms_circuit_breaker", "sms_limits", "sms_send_profiles"):

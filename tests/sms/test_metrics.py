@@ -5,7 +5,8 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from sms_service import callbacks, dispatch, receipts, sending
+from sms_service.accepting import sending
+from sms_service.delivery import callbacks, dispatch, receipts
 from sms_service.providers import DeliveryReport
 from tests.sms.conftest import auth
 

@@ -235,7 +235,7 @@ def test_put_params_replace_the_stored_ones_rather_than_merge(payment_client, ad
 
 
 def test_put_keeps_a_secret_sent_as_mask_or_left_out(payment_client, payment_db, admin):
-    from payment_service.configs import get_config, load_credentials
+    from payment_service.configs.center import get_config, load_credentials
     from tests.payment.conftest import API_V3_KEY, principal_of
 
     config_id = create_config(payment_client, admin, "wechat_direct")["config_id"]

@@ -24,7 +24,7 @@ from payment_service.channels.alipay import (
     yuan_to_fen,
 )
 from payment_service.channels.base import ChannelError, NotificationRejected, OrderRequest
-from payment_service.crypto_keys import KeyFormatError, load_private_key
+from payment_service.channels.keys import KeyFormatError, load_private_key
 from tests.fakes.keys import TestKeyPair, new_key_pair
 from tests.fakes.payment_server import Answer, NotifyReceiver, ReceivedNotification, running
 from tests.payment.channels.conftest import ALIPAY_APP_ID, ALIPAY_GATEWAY, ALIPAY_SELLER_ID

@@ -20,6 +20,7 @@ from wechatpayv3 import utils as wxutils
 from payment_service.channels import CHANNEL_BY_MODE, AlipayClient, build_channel
 from payment_service.channels import wechat as wechat_module
 from payment_service.channels.base import ChannelError, NotificationRejected, OrderRequest
+from payment_service.channels.keys import KeyFormatError
 from payment_service.channels.wechat import (
     SharingReceiver,
     SharingTransfer,
@@ -28,7 +29,6 @@ from payment_service.channels.wechat import (
     notification_key_id,
     split_amounts,
 )
-from payment_service.crypto_keys import KeyFormatError
 from tests.fakes.keys import TestKeyPair, new_key_pair
 from tests.fakes.payment_server import Answer, NotifyReceiver, ReceivedNotification, running
 from tests.payment.channels.conftest import (

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
-from payment_service import bindings
 from payment_service.channels import AlipayClient, WechatPayClient, build_channel, split_amounts
-from payment_service.configs import create_config, get_config, load_credentials, set_status
+from payment_service.configs import bindings
+from payment_service.configs.center import create_config, get_config, load_credentials, set_status
 from payment_service.models import SiteBinding
 from shared.envelope import BadRequestError, ConflictError, NotFoundError
 from tests.payment.conftest import API_V3_KEY, SUB_MCH_ID, params_for
@@ -125,13 +125,13 @@ def test_unbind_of_an_unknown_binding_is_404(payment_db, actor):
 
 def test_a_delete_the_foreign_key_stops_is_409_with_the_count(payment_db, actor, monkeypatch):
     """Where row locks do not exist, the foreign key is what keeps a binding from pointing at nothing."""
-    from payment_service import configs
+    from payment_service.configs import center
 
     config = new_config(payment_db, actor, "alipay_direct")
     bindings.bind_site(payment_db, actor, "SITE_001", config.id)
     counts = iter([0, 1])
-    monkeypatch.setattr(configs, "count_bound_sites", lambda *args: next(counts))
+    monkeypatch.setattr(center, "count_bound_sites", lambda *args: next(counts))
     with pytest.raises(ConflictError) as caught:
-        configs.delete_config(payment_db, actor, config.id)
+        center.delete_config(payment_db, actor, config.id)
     assert caught.value.data == {"bound_sites": 1}
     assert get_config(payment_db, actor.tenant_id, config.id).id == config.id

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from payment_service.config_params import keep_stored_secrets, split_secrets, validate_params
+from payment_service.configs.params import keep_stored_secrets, split_secrets, validate_params
 from shared.envelope import BadRequestError
 from tests.fakes.keys import key_pair
 from tests.payment.conftest import SUB_MCH_ID, params_for

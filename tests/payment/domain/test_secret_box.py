@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from payment_service import create_app
-from payment_service.config import decode_old_secret_keys, generate_secret_key, load_config
-from payment_service.secret_box import SecretBox, SecretUnavailable, key_id_of
+from payment_service.configs.secret_box import SecretBox, SecretUnavailable, key_id_of
+from payment_service.settings import decode_old_secret_keys, generate_secret_key, load_config
 from shared.settings import ConfigurationError
 
 CURRENT = base64.b64decode(generate_secret_key())

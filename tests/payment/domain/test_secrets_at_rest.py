@@ -9,10 +9,10 @@ import logging
 import pytest
 from sqlalchemy import select, text
 
-from payment_service.config import generate_secret_key
-from payment_service.configs import get_config, load_credentials
+from payment_service.configs.center import get_config, load_credentials
+from payment_service.configs.secret_box import EXTENSION, SecretBox
 from payment_service.models import PaymentConfig
-from payment_service.secret_box import EXTENSION, SecretBox
+from payment_service.settings import generate_secret_key
 from tests.fakes.keys import key_pair
 from tests.payment.conftest import (
     API_V3_KEY,

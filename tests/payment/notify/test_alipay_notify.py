@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from payment_service.dispatch import FORWARD_TASK
 from payment_service.models import PaymentOrder
+from payment_service.outbox import FORWARD_TASK
 from tests.payment.orders.helpers import ALIPAY_SITE, order_of, placed
 
 

@@ -3,8 +3,8 @@ now, not the client (and opened secrets) kept from an earlier version of it."""
 
 from __future__ import annotations
 
-from payment_service.configs import get_config
-from payment_service.merchant_channels import channel_for, credentials_for
+from payment_service.configs.center import get_config
+from payment_service.configs.merchant_channels import channel_for, credentials_for
 from tests.payment.conftest import (
     API_V3_KEY,
     CONFIGS_URL,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from payment_service.dispatch import FORWARD_TASK, PROFIT_SHARING_TASK
 from payment_service.models import OrderForward, PaymentOrder, ProfitSharing
+from payment_service.outbox import FORWARD_TASK, PROFIT_SHARING_TASK
 from tests.payment.orders.helpers import DIRECT_SITE, order_of, placed
 
 WECHAT_FAIL = {"code": "FAIL", "message": "失败"}
@@ -123,7 +123,7 @@ def test_notification_to_an_unknown_config_is_refused(payment_client, fakes, ord
 
 
 def test_unexpected_failure_is_a_5xx_in_wechat_format(payment_client, fakes, order, monkeypatch):
-    from payment_service import order_states
+    from payment_service.orders import states
 
     wechat, _ = fakes
     headers, body = wechat.build_notification(_paid(wechat, order))
@@ -131,8 +131,8 @@ def test_unexpected_failure_is_a_5xx_in_wechat_format(payment_client, fakes, ord
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("payment_service.notifications.mark_paid", broken)
-    assert order_states.mark_paid is not broken
+    monkeypatch.setattr("payment_service.orders.notifications.mark_paid", broken)
+    assert states.mark_paid is not broken
     response = payment_client.post("/api/v1/payment/notify/wechat", data=body, headers=headers)
     assert response.status_code == 500 and json.loads(response.get_data()) == WECHAT_FAIL
 
@@ -156,7 +156,7 @@ def test_an_order_without_profit_sharing_is_paid_and_owed_its_forward_in_one_sta
     def transaction_path(*_args, **_kwargs):
         raise AssertionError("the forward row was scheduled in a transaction")
 
-    monkeypatch.setattr("payment_service.order_states.schedule_forward", transaction_path)
+    monkeypatch.setattr("payment_service.orders.states.schedule_forward", transaction_path)
     assert wechat.pay(direct["transaction_id"]).status == 204
     assert order_of(payment_client, admin, direct["transaction_id"])["status"] == "paid"
     assert payment_db.query(OrderForward).filter_by(order_id=direct["transaction_id"]).count() == 1

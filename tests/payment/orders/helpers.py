@@ -153,7 +153,7 @@ class Published:
 @pytest.fixture
 def published(monkeypatch) -> Published:
     """Records what would be published to the broker after commits (the test broker cannot take it)."""
-    from payment_service import dispatch
+    from payment_service import outbox
 
     record = Published()
 
@@ -161,5 +161,5 @@ def published(monkeypatch) -> Published:
         record.tasks.append((task, order_id, countdown))
         return True
 
-    monkeypatch.setattr(dispatch, "_publish", publish)
+    monkeypatch.setattr(outbox, "_publish", publish)
     return record

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from payment_service.forwarding import deliver_forward
 from payment_service.models import ForwardAttempt, OrderForward, Tenant
+from payment_service.orders.forwarding import deliver_forward
 from shared.db import utcnow
 from shared.webhooks import verify_signature
 from tests.fakes.payment_server import Answer, NotifyReceiver, running
@@ -148,8 +148,8 @@ def test_a_private_address_is_refused_again_at_delivery_time(
 def test_sweep_publishes_overdue_forwards_again(
     payment_client, admin, payment_db, fakes, sites, published, allow_private
 ):
-    from payment_service.dispatch import FORWARD_TASK, PROFIT_SHARING_TASK
-    from payment_service.reconciliation import sweep_stuck_work
+    from payment_service.orders.reconciliation import sweep_stuck_work
+    from payment_service.outbox import FORWARD_TASK, PROFIT_SHARING_TASK
 
     wechat, _ = fakes
     transaction_id = paid_order(payment_client, admin, wechat, "http://127.0.0.1:9/cb")
@@ -160,23 +160,23 @@ def test_sweep_publishes_overdue_forwards_again(
 
 
 def test_several_paid_orders_go_out_in_one_task_and_the_worker_fans_it_out(monkeypatch, published):
-    from payment_service import dispatch
+    from payment_service import outbox
     from payment_service.tasks import forward_many
 
     sent: list[tuple[str, list]] = []
     monkeypatch.setattr(
-        dispatch.celery, "send_task", lambda name, args, queue, **_options: sent.append((name, args))
+        outbox.celery, "send_task", lambda name, args, queue, **_options: sent.append((name, args))
     )
-    assert dispatch.publish_forwards(["PAY_1", "PAY_2", "PAY_3"])
-    assert sent == [(dispatch.FORWARD_MANY_TASK, [["PAY_1", "PAY_2", "PAY_3"]])]
+    assert outbox.publish_forwards(["PAY_1", "PAY_2", "PAY_3"])
+    assert sent == [(outbox.FORWARD_MANY_TASK, [["PAY_1", "PAY_2", "PAY_3"]])]
     assert published.tasks == []
 
-    assert dispatch.publish_forwards(["PAY_4"])  # alone: its own forward task, as before
-    assert published.of(dispatch.FORWARD_TASK) == ["PAY_4"]
+    assert outbox.publish_forwards(["PAY_4"])  # alone: its own forward task, as before
+    assert published.of(outbox.FORWARD_TASK) == ["PAY_4"]
 
     # The worker: one forward task per order, each retried on its own row's schedule.
     assert forward_many.run(["PAY_1", "PAY_2", "PAY_3"]) == 3
-    assert published.of(dispatch.FORWARD_TASK) == ["PAY_4", "PAY_1", "PAY_2", "PAY_3"]
+    assert published.of(outbox.FORWARD_TASK) == ["PAY_4", "PAY_1", "PAY_2", "PAY_3"]
 
 
 def test_orders_paid_within_the_linger_share_one_publish(
@@ -184,23 +184,23 @@ def test_orders_paid_within_the_linger_share_one_publish(
 ):
     import threading
 
-    from payment_service import dispatch
+    from payment_service import outbox
 
     sent: list[tuple[str, list]] = []
     done = threading.Event()
 
     def send_task(name, args, queue, **_options):
-        if name in (dispatch.FORWARD_TASK, dispatch.FORWARD_MANY_TASK):
+        if name in (outbox.FORWARD_TASK, outbox.FORWARD_MANY_TASK):
             sent.append((name, args))
             done.set()
 
-    monkeypatch.setattr(dispatch.celery, "send_task", send_task)
+    monkeypatch.setattr(outbox.celery, "send_task", send_task)
     monkeypatch.setitem(payment_app.config, "PUBLISH_LINGER_MS", 1000)
     monkeypatch.delitem(payment_app.extensions, "payment_forward_publisher", raising=False)
     wechat, _ = fakes
     first = paid_order(payment_client, admin, wechat, "http://127.0.0.1:9/a")
     assert done.wait(10)  # after a quiet spell: at once, on its own
-    assert sent == [(dispatch.FORWARD_TASK, [first])]
+    assert sent == [(outbox.FORWARD_TASK, [first])]
     done.clear()
     later = []
     for number in (1, 2):
@@ -211,5 +211,5 @@ def test_orders_paid_within_the_linger_share_one_publish(
         later.append(order["transaction_id"])
     assert len(sent) == 1  # the notifications were answered without waiting for the broker
     assert done.wait(10)  # paid within the linger of that publish: together, in the next one
-    assert sent[1:] == [(dispatch.FORWARD_MANY_TASK, [later])]
+    assert sent[1:] == [(outbox.FORWARD_MANY_TASK, [later])]
     payment_app.extensions.pop("payment_forward_publisher")

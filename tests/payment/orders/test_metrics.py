@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from payment_service.reconciliation import close_expired_orders
+from payment_service.orders.reconciliation import close_expired_orders
 from tests.payment.orders.helpers import ALIPAY_SITE, DIRECT_SITE, placed
 from tests.payment.orders.test_reconciliation import age
 

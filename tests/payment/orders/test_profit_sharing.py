@@ -6,7 +6,7 @@ import pytest
 
 from payment_service.channels import WechatPayClient
 from payment_service.models import ProfitSharing, SharingReceiverRegistration
-from payment_service.profit_sharing import run_profit_sharing
+from payment_service.orders.profit_sharing import run_profit_sharing
 from shared.db import utcnow
 from tests.payment.orders.helpers import PLATFORM_RECEIVER, SUB_MCHID, order_of, placed
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from payment_service.dispatch import FORWARD_TASK
 from payment_service.models import PaymentOrder
-from payment_service.reconciliation import close_expired_orders, query_pending_orders
+from payment_service.orders.reconciliation import close_expired_orders, query_pending_orders
+from payment_service.outbox import FORWARD_TASK
 from shared.db import utcnow
 from tests.payment.orders.helpers import ALIPAY_SITE, DIRECT_SITE, order_of, placed
 

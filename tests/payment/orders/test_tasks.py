@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from payment_service import queues, tasks
 from payment_service.beat import PERIODIC_TASKS
-from payment_service.dispatch import FORWARD_TASK, PROFIT_SHARING_TASK
 from payment_service.extensions import celery
+from payment_service.outbox import FORWARD_TASK, PROFIT_SHARING_TASK
 
 
 def test_tasks_are_registered_under_their_names_on_known_queues(payment_app):

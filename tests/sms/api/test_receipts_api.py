@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from sms_service import dispatch, sending
+from sms_service.accepting import sending
+from sms_service.delivery import dispatch
 from sms_service.models import Message
 
 VARIABLES = {"code": "123456", "minutes": "5"}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from sms_service import dispatch, sending
+from sms_service.accepting import sending
+from sms_service.delivery import dispatch
 from sms_service.models import Message
 from tests.factories import create_sms_tenant
 from tests.sms.conftest import auth, create_template

@@ -366,7 +366,7 @@ def test_batch_send_idempotency_and_quota(sms_client, sms_db, published):
 def test_limit_counters_out_of_reach_answer_503_and_store_nothing(
     sms_app, sms_client, sms_db, sms_tenant, template, monkeypatch
 ):
-    from sms_service import limits
+    from sms_service.accepting import limits
 
     unreachable = limits.RedisCounters("redis://127.0.0.1:1/0")  # nothing listens on port 1
     monkeypatch.setitem(sms_app.extensions, "sms_limits", unreachable)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sms_service.circuit_breaker import RedisCircuitBreaker
+from sms_service.delivery.circuit_breaker import RedisCircuitBreaker
 
 
 def ask_when_released(url: str, prefix: str, name: str, start, answers) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from sms_service import callbacks, dispatch, receipts, sending
+from sms_service.accepting import sending
+from sms_service.delivery import callbacks, dispatch, receipts
 from sms_service.models import Message
 from sms_service.providers import DeliveryReport
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sms_service.circuit_breaker import CircuitBreaker, RedisCircuitBreaker
+from sms_service.delivery.circuit_breaker import CircuitBreaker, RedisCircuitBreaker
 from tests.conftest import REDIS_URL
 from tests.sms.domain.breaker_contender import ask_when_released
 
@@ -219,7 +219,7 @@ def test_a_probe_that_never_reports_back_is_given_up_through_redis(prefix):
 
 def test_with_redis_out_of_reach_calls_go_through_and_nothing_fails(caplog):
     circuit = RedisCircuitBreaker("redis://127.0.0.1:1/0", failure_threshold=1, open_seconds=30)
-    with caplog.at_level(logging.WARNING, logger="sms_service.circuit_breaker"):
+    with caplog.at_level(logging.WARNING, logger="sms_service.delivery.circuit_breaker"):
         circuit.record_failure("aliyun")
         assert circuit.allows("aliyun")
         circuit.record_success("aliyun")

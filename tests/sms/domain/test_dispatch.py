@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from sms_service import dispatch, sending
+from sms_service.accepting import sending
+from sms_service.delivery import dispatch
 from sms_service.models import Message
 from tests.sms.conftest import create_template
 
@@ -120,7 +121,7 @@ def test_open_circuit_skips_a_dead_provider(sms_db, tenant, template, aliyun, te
 def test_once_open_seconds_pass_one_delivery_probes_and_its_success_brings_the_provider_back(
     sms_app, sms_db, tenant, template, aliyun, tencent, configure
 ):
-    from sms_service.circuit_breaker import CircuitBreaker
+    from sms_service.delivery.circuit_breaker import CircuitBreaker
 
     configure(PROVIDERS="aliyun,tencent")
     now = [1000.0]

@@ -14,7 +14,7 @@ import redis
 
 from shared.db import dispose_engine
 from shared.envelope import ServiceUnavailableError, TooManyRequestsError
-from sms_service import limits, sending
+from sms_service.accepting import limits, sending
 from sms_service.models import Tenant
 from tests.conftest import POSTGRES_URL, REDIS_URL, migrated_app
 from tests.factories import create_sms_tenant

@@ -7,7 +7,8 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from shared.db import utcnow
-from sms_service import dispatch, reconciliation, sending, sweeps
+from sms_service.accepting import sending
+from sms_service.delivery import dispatch, reconciliation, sweeps
 from sms_service.models import Message
 
 VARIABLES = {"code": "123456", "minutes": "5"}

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.envelope import ServiceUnavailableError
-from sms_service import limits
+from sms_service.accepting import limits
 from sms_service.models import Tenant
 
 # HELLO (the client speaks RESP3) and PING (the pool's health check); anything else gets OK.
@@ -80,7 +80,7 @@ def test_giving_back_with_the_connection_dropping_is_not_sent_again_and_raises_n
 ):
     store = limits.RedisCounters(dropping_redis.url)
     counters = limits.plan_counters(TENANT, ["13800138000", "13900139000"], datetime.now(UTC))
-    with caplog.at_level(logging.WARNING, logger="sms_service.limits"):
+    with caplog.at_level(logging.WARNING, logger="sms_service.accepting.limits"):
         store.release("TNT_dropped", counters)
     assert dropping_redis.received["MULTI"] == 1
     assert "could not give back 7 limit counter(s)" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.envelope import BadRequestError, NotFoundError, TooManyRequestsError
-from sms_service import sending, templates
+from sms_service.accepting import sending, templates
 from sms_service.models import Template
 from tests.sms.conftest import create_template
 
@@ -50,7 +50,7 @@ def test_entries_expire_after_the_ttl(sms_db, sms_tenant, template, configure, m
     configure(SEND_CACHE_SECONDS=2)
     tenant, _ = sms_tenant
     clock = [1000.0]
-    monkeypatch.setattr("sms_service.send_profiles.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("sms_service.accepting.send_profiles.time.monotonic", lambda: clock[0])
     sending.send(sms_db, tenant.id, template.id, ["13800138000"], VARIABLES)
     sms_db.get(Template, template.id).status = "disabled"
     sms_db.commit()

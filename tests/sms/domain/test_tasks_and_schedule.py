@@ -27,7 +27,7 @@ def test_beat_runs_the_sweep_and_the_receipt_poll(sms_app):
 
 
 def test_deliver_task_runs_the_dispatch(sms_db, sms_tenant, template, configure):
-    from sms_service import sending
+    from sms_service.accepting import sending
 
     tenant, _ = sms_tenant
     configure(PROVIDERS="sandbox")

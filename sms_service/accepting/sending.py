@@ -20,13 +20,14 @@ from shared.db import execute_alone, insert_rows, utcnow
 from shared.envelope import BadRequestError
 from shared.ids import new_id
 from shared.webhook_urls import UrlRefused, check_public_url
-from sms_service import idempotency, outbox
-from sms_service.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
+from sms_service.accepting import idempotency
+from sms_service.accepting.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
+from sms_service.accepting.send_profiles import SendProfile, sendable_profile
+from sms_service.accepting.templates import check_variables
+from sms_service.delivery import outbox
 from sms_service.metrics import count_messages
 from sms_service.mobiles import mask_mobile, normalise_mobile
 from sms_service.models import CALLBACK_WAITING, QUEUED, Batch, Message
-from sms_service.send_profiles import SendProfile, sendable_profile
-from sms_service.templates import check_variables
 
 _INSERT_MESSAGES = insert(Message.__table__)
 

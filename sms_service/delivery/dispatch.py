@@ -21,8 +21,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
-from sms_service import outbox
-from sms_service.circuit_breaker import Breaker, build_breaker
+from sms_service.delivery import outbox
+from sms_service.delivery.circuit_breaker import Breaker, build_breaker
+from sms_service.delivery.transitions import finish, submit
 from sms_service.models import FAILED, QUEUED, SENDING, Message, Template
 from sms_service.providers import (
     OutcomeUnknownError,
@@ -33,7 +34,6 @@ from sms_service.providers import (
     SmsProvider,
     build_providers,
 )
-from sms_service.transitions import finish, submit
 
 logger = logging.getLogger(__name__)
 

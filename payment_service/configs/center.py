@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from payment_service.config_params import (
+from payment_service.configs.history import diff, has_history, record_change
+from payment_service.configs.params import (
     MASK,
     SECRET_FIELDS,
     from_storable,
@@ -25,14 +26,13 @@ from payment_service.config_params import (
     to_storable,
     validate_params,
 )
-from payment_service.history import diff, has_history, record_change
+from payment_service.configs.secret_box import Sealed, SecretBox, SecretUnavailable, current_secret_box
 from payment_service.models import PaymentConfig, SiteBinding
-from payment_service.secret_box import Sealed, SecretBox, SecretUnavailable, current_secret_box
-from payment_service.transactions import atomic
 from shared.auth import Principal
 from shared.db import isoformat, utcnow
 from shared.envelope import BadRequestError, ConflictError, NotFoundError, ServiceUnavailableError
 from shared.ids import new_id
+from shared.transactions import atomic
 
 logger = logging.getLogger(__name__)
 

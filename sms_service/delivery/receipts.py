@@ -10,11 +10,11 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sms_service import outbox
+from sms_service.delivery import outbox
+from sms_service.delivery.transitions import finish
 from sms_service.mobiles import mask_mobile
 from sms_service.models import FAILED, SENDING, SUBMITTED, SUCCESS, Message
 from sms_service.providers import AliyunSmsProvider, DeliveryReport, SmsProvider, TencentSmsProvider
-from sms_service.transitions import finish
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from payment_service.config_params import MASK
+from payment_service.configs.params import MASK
 from payment_service.models import ConfigHistory
 from shared.auth import Principal
 from shared.db import fetch_page, isoformat, utcnow

@@ -16,13 +16,13 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from payment_service.dispatch import forward_soon, publish_profit_sharing
-from payment_service.forwarding import schedule_forward
 from payment_service.metrics import count_order
 from payment_service.models import OrderForward, PaymentOrder
-from payment_service.profit_sharing import schedule_profit_sharing
-from payment_service.transactions import atomic
+from payment_service.orders.forwarding import schedule_forward
+from payment_service.orders.profit_sharing import schedule_profit_sharing
+from payment_service.outbox import forward_soon, publish_profit_sharing
 from shared.db import bind_of, execute_alone, existing_session, utcnow
+from shared.transactions import atomic
 
 logger = logging.getLogger(__name__)
 

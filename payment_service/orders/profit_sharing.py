@@ -27,7 +27,7 @@ from payment_service.channels import (
     split_amounts,
 )
 from payment_service.channels.wechat import ProfitSharingOrder
-from payment_service.merchant_channels import channel_for
+from payment_service.configs.merchant_channels import channel_for
 from payment_service.models import (
     PaymentConfig,
     PaymentOrder,
@@ -36,8 +36,8 @@ from payment_service.models import (
     SharingReceiverRegistration,
 )
 from payment_service.retry_schedule import retry_delay
-from payment_service.transactions import atomic
 from shared.db import utcnow
+from shared.transactions import atomic
 
 logger = logging.getLogger(__name__)
 

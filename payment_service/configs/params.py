@@ -14,7 +14,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import ValidationError, validate, validates_schema
 
-from payment_service.crypto_keys import KeyFormatError, load_private_key, load_public_key
+from payment_service.channels.keys import KeyFormatError, load_private_key, load_public_key
 from shared.envelope import BadRequestError
 
 MODES = ("wechat_split", "wechat_direct", "alipay_direct")

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Flask, current_app
 
-from payment_service.config import decode_old_secret_keys, decode_secret_key
+from payment_service.settings import decode_old_secret_keys, decode_secret_key
 
 NONCE_BYTES = 12
 KEY_ID_LABEL = b"laundry-payment/secret-key-id\x00"

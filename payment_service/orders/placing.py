@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from payment_service.bindings import get_binding_for_order
 from payment_service.channels import ChannelError, OrderRequest
-from payment_service.merchant_channels import ConfigRow, channel_for, credentials_for, notify_url_for
+from payment_service.configs.bindings import get_binding_for_order
+from payment_service.configs.merchant_channels import ConfigRow, channel_for, credentials_for, notify_url_for
 from payment_service.metrics import count_order
 from payment_service.models import (
     OrderForward,
@@ -32,12 +32,12 @@ from payment_service.models import (
     ProfitSharing,
     ProfitSharingReceiver,
 )
-from payment_service.order_views import FEN_PER_YUAN, order_view
-from payment_service.profit_sharing import sharing_plan
-from payment_service.transactions import atomic
+from payment_service.orders.profit_sharing import sharing_plan
+from payment_service.orders.views import FEN_PER_YUAN, order_view
 from shared.db import execute_alone, fetch_page, utcnow
 from shared.envelope import BadRequestError, ConflictError, NotFoundError, UpstreamError
 from shared.ids import new_id
+from shared.transactions import atomic
 from shared.webhook_urls import UrlRefused, check_public_url
 
 logger = logging.getLogger(__name__)

@@ -15,13 +15,13 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
-from sms_service import outbox
-from sms_service.dispatch import provider_named
+from sms_service.delivery import outbox
+from sms_service.delivery.dispatch import provider_named
+from sms_service.delivery.receipts import apply_reports
+from sms_service.delivery.transitions import finish
 from sms_service.mobiles import mask_mobile
 from sms_service.models import FAILED, SENDING, SUBMITTED, Message
 from sms_service.providers import ProviderError
-from sms_service.receipts import apply_reports
-from sms_service.transitions import finish
 
 logger = logging.getLogger(__name__)
 

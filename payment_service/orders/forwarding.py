@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from payment_service.metrics import FORWARD_ATTEMPTS
 from payment_service.models import ForwardAttempt, OrderForward, PaymentOrder, Tenant
-from payment_service.order_views import yuan
+from payment_service.orders.views import yuan
 from payment_service.retry_schedule import retry_delay
-from payment_service.transactions import atomic
 from shared.db import isoformat, utcnow
+from shared.transactions import atomic
 from shared.webhook_urls import UrlRefused, check_before_delivery
 from shared.webhooks import signature_headers
 

@@ -22,10 +22,10 @@ from sqlalchemy.orm import Session
 
 from shared.db import utcnow
 from shared.envelope import ServiceUnavailableError, TooManyRequestsError
+from sms_service.accepting.send_profiles import SendProfile
 from sms_service.mobiles import mask_mobile
 from sms_service.models import LimitCounter, Tenant
 from sms_service.redis_client import unretried_client
-from sms_service.send_profiles import SendProfile
 
 logger = logging.getLogger(__name__)
 

@@ -18,14 +18,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from payment_service.channels import CHANNEL_BY_MODE
-from payment_service.configs import get_config
-from payment_service.history import record_change
+from payment_service.configs.center import get_config
+from payment_service.configs.history import record_change
 from payment_service.models import PaymentConfig, SiteBinding
-from payment_service.transactions import atomic
 from shared.auth import Principal
 from shared.db import isoformat, read_alone, utcnow
 from shared.envelope import BadRequestError, ConflictError, NotFoundError
 from shared.ids import new_id
+from shared.transactions import atomic
 
 SITE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 CHANNELS = ("wechat", "alipay")

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from shared.db import fetch_page, utcnow
 from shared.envelope import BadRequestError, NotFoundError
 from shared.ids import new_id
-from sms_service import send_profiles
+from sms_service.accepting import send_profiles
+from sms_service.accepting.send_profiles import SendProfile
 from sms_service.models import TEMPLATE_ENABLED, Template
-from sms_service.send_profiles import SendProfile
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
 KNOWN_PROVIDERS = ("aliyun", "tencent", "sandbox")

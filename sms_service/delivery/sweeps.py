@@ -3,8 +3,7 @@
 - messages left ``queued`` (the broker was down when the request was accepted, or a task was lost);
 - messages left ``sending`` by a worker that died: back to ``queued`` if no upstream was called yet,
   otherwise marked outcome-unknown for reconciliation (never resent blindly);
-- callbacks whose attempt is overdue;
-- expired limit counters and idempotency records.
+- callbacks whose attempt is overdue.
 """
 
 from __future__ import annotations
@@ -14,19 +13,17 @@ from collections import defaultdict
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
-from sms_service import outbox
-from sms_service.limits import limit_store
-from sms_service.models import CALLBACK_PENDING, QUEUED, SENDING, IdempotencyRecord, Message
+from sms_service.delivery import outbox
+from sms_service.models import CALLBACK_PENDING, QUEUED, SENDING, Message
 
 logger = logging.getLogger(__name__)
 
 MAX_ROWS_PER_SWEEP = 10_000
 CALLBACK_GRACE_SECONDS = 30
-IDEMPOTENCY_TTL = timedelta(days=1)
 
 
 def sweep(session: Session) -> dict[str, int]:
@@ -34,7 +31,6 @@ def sweep(session: Session) -> dict[str, int]:
         "requeued": requeue_stale_sending(session),
         "republished": republish_queued(session),
         "callbacks": republish_callbacks(session),
-        "purged": purge_expired(session),
     }
 
 
@@ -102,12 +98,3 @@ def republish_callbacks(session: Session) -> int:
     for row in rows:
         outbox.publish_callback(row.id, row.callback_attempts + 1)
     return len(rows)
-
-
-def purge_expired(session: Session) -> int:
-    purged = limit_store().purge(session)
-    result = session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < utcnow() - IDEMPOTENCY_TTL)
-    )
-    session.commit()
-    return purged + (result.rowcount or 0)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from flask import current_app
 
 from payment_service.channels import CHANNEL_BY_MODE, PaymentChannel, build_channel
-from payment_service.configs import load_credentials
+from payment_service.configs.center import load_credentials
 
 NOTIFY_PATH = "/api/v1/payment/notify"
 MAX_CACHED_CONFIGS = 256

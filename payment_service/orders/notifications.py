@@ -25,9 +25,9 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from payment_service.channels import NotificationRejected, PaidNotice, notification_key_id
-from payment_service.merchant_channels import channel_for, last_built
+from payment_service.configs.merchant_channels import channel_for, last_built
 from payment_service.models import PaymentConfig, PaymentOrder
-from payment_service.order_states import mark_paid
+from payment_service.orders.states import mark_paid
 from shared.db import read_alone
 
 logger = logging.getLogger(__name__)

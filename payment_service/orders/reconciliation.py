@@ -16,12 +16,12 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from payment_service.channels import ChannelError, PaymentChannel
-from payment_service.dispatch import publish_forward, publish_profit_sharing
-from payment_service.merchant_channels import channel_for
+from payment_service.configs.merchant_channels import channel_for
 from payment_service.models import OrderForward, PaymentConfig, PaymentOrder, ProfitSharing
-from payment_service.order_states import mark_closed, mark_paid
-from payment_service.transactions import atomic
+from payment_service.orders.states import mark_closed, mark_paid
+from payment_service.outbox import publish_forward, publish_profit_sharing
 from shared.db import utcnow
+from shared.transactions import atomic
 
 logger = logging.getLogger(__name__)
 

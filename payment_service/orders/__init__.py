@@ -1,0 +1,1 @@
+"""Payment orders: placing, states, views, notifications, forwarding, profit sharing, reconciliation."""

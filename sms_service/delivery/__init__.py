@@ -1,0 +1,1 @@
+"""Delivering accepted messages: dispatch to the upstreams, transitions, receipts, callbacks, sweeps."""
