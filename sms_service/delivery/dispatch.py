@@ -80,7 +80,7 @@ def provider_named(name: str | None) -> SmsProvider | None:
 
 
 @dataclass
-class DeliveryReport:
+class DispatchSummary:
     """What one delivery task did, for its logs and tests."""
 
     submitted: int = 0
@@ -89,9 +89,9 @@ class DeliveryReport:
     deferred: list[str] = field(default_factory=list)
 
 
-def deliver(session: Session, message_ids: list[str]) -> DeliveryReport:
+def deliver(session: Session, message_ids: list[str]) -> DispatchSummary:
     """Claim and send; raises :class:`DispatchDeferred` when messages had to be queued again."""
-    report = DeliveryReport()
+    report = DispatchSummary()
     claimed = claim(session, message_ids, current_app.config["DISPATCH_BATCH_SIZE"])
     groups: dict[tuple[str, str], list[Message]] = defaultdict(list)
     for message in claimed:
@@ -147,7 +147,7 @@ def _send_group(
     session: Session,
     template: Template,
     messages: list[Message],
-    report: DeliveryReport,
+    report: DispatchSummary,
     callbacks: list[str],
 ) -> None:
     config = current_app.config
@@ -235,7 +235,7 @@ def _apply_outcomes(
     provider: str,
     outcomes: list[SendOutcome],
     pending: dict[str, Message],
-    report: DeliveryReport,
+    report: DispatchSummary,
 ) -> list[str]:
     accepted: dict[tuple[str | None, str | None], list[str]] = defaultdict(list)
     callbacks: list[str] = []
@@ -271,7 +271,7 @@ def _apply_outcomes(
 
 
 def _fail(
-    session: Session, messages: list[Message], code: str, text: str, report: DeliveryReport
+    session: Session, messages: list[Message], code: str, text: str, report: DispatchSummary
 ) -> list[str]:
     moved = finish(
         session,
