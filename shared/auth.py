@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
 
+from cachetools import TTLCache
 from flask import Flask, current_app, g, request
 
 from shared.envelope import ForbiddenError, UnauthorizedError
@@ -25,6 +26,8 @@ KEY_PREFIX = "sk_live_"
 KEY_RANDOM_BYTES = 32
 HEADER = "X-Api-Key"
 DEFAULT_CACHE_TTL_SECONDS = 5.0
+MAX_CACHED_KEYS = 10_000
+_UNKNOWN = object()
 
 
 def generate_api_key() -> str:
@@ -57,11 +60,18 @@ Lookup = Callable[[str], Principal | None]
 class ApiKeyAuthenticator:
     """Resolves ``X-Api-Key`` to a :class:`Principal`, with a short TTL cache."""
 
-    def __init__(self, lookup: Lookup, ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        lookup: Lookup,
+        ttl_seconds: float = DEFAULT_CACHE_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._lookup = lookup
-        self._ttl = min(ttl_seconds, DEFAULT_CACHE_TTL_SECONDS)
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
-        self._lock = threading.Lock()
+        # Unknown keys are remembered too (as None): a flood of bad keys costs no database round trips.
+        self._cache: TTLCache[str, Principal | None] = TTLCache(
+            maxsize=MAX_CACHED_KEYS, ttl=min(ttl_seconds, DEFAULT_CACHE_TTL_SECONDS), timer=clock
+        )
+        self._lock = threading.Lock()  # TTLCache is not thread-safe by itself
 
     def init_app(self, app: Flask) -> None:
         app.extensions["api_key_auth"] = self
@@ -86,16 +96,13 @@ class ApiKeyAuthenticator:
                 self._cache.pop(key_hash, None)
 
     def _cached(self, key_hash: str) -> Principal | None:
-        now = time.monotonic()
         with self._lock:
-            hit = self._cache.get(key_hash)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+            hit = self._cache.get(key_hash, _UNKNOWN)
+        if hit is not _UNKNOWN:
+            return hit
         principal = self._lookup(key_hash)
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key_hash] = (now + self._ttl, principal)
+            self._cache[key_hash] = principal
         return principal
 
 

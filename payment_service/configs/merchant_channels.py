@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cachetools import LRUCache
 from flask import current_app
 
 from payment_service.channels import CHANNEL_BY_MODE, PaymentChannel, build_channel
@@ -90,7 +91,8 @@ def channel_for(config: ConfigRow) -> PaymentChannel:
 def last_built(config_id: str) -> CachedConfig | None:
     """What this process last built for ``config_id``, whatever version of the row it came from: a guess,
     only to be trusted once ``CachedConfig.matches`` the row read afterwards."""
-    entry = current_app.extensions.get(EXTENSION, {}).get(config_id)
+    with _cache_lock:
+        entry = _cache().get(config_id)
     return entry if entry is not None and entry.channel is not None else None
 
 
@@ -102,15 +104,22 @@ def notify_url_for(config: ConfigRow) -> str:
 
 
 def _entry(config: ConfigRow) -> CachedConfig:
-    cache: dict[str, CachedConfig] = current_app.extensions.setdefault(EXTENSION, {})
-    entry = cache.get(config.id)
+    with _cache_lock:
+        entry = _cache().get(config.id)
     if entry is not None and entry.matches(config):
         return entry
     # A copy: the version must not follow later in-place changes of the caller's dict.
     version = (config.mode, copy.deepcopy(config.params), config.secrets_sealed, config.secret_key_id)
     entry = CachedConfig(version, load_credentials(config))
     with _cache_lock:
-        if len(cache) >= MAX_CACHED_CONFIGS:
-            cache.clear()
-        cache[config.id] = entry
+        _cache()[config.id] = entry
     return entry
+
+
+def _cache() -> LRUCache[str, CachedConfig]:
+    """The app's opened configs, the least recently used dropped first (call with ``_cache_lock`` held:
+    cachetools' caches are not thread-safe by themselves)."""
+    cache = current_app.extensions.get(EXTENSION)
+    if cache is None:
+        cache = current_app.extensions[EXTENSION] = LRUCache(maxsize=MAX_CACHED_CONFIGS)
+    return cache

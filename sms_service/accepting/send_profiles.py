@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from flask import current_app
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
@@ -70,31 +71,42 @@ def read_profile(session: Session, tenant_id: str, template_id: str) -> SendProf
 
 
 class SendProfileCache:
+    """Profiles by (tenant, template) for ``ttl_seconds``; cachetools' TTLCache, behind a lock (it is not
+    thread-safe by itself)."""
+
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl = ttl_seconds
-        self._entries: dict[tuple[str, str], tuple[float, SendProfile]] = {}
+        self._entries: TTLCache[tuple[str, str], SendProfile] | None = (
+            TTLCache(maxsize=MAX_ENTRIES, ttl=ttl_seconds, timer=_now) if ttl_seconds > 0 else None
+        )
         self._lock = threading.Lock()
 
     def get(self, session: Session, tenant_id: str, template_id: str) -> SendProfile | None:
+        if self._entries is None:
+            return read_profile(session, tenant_id, template_id)
         key = (tenant_id, template_id)
-        now = time.monotonic()
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        with self._lock:
+            profile = self._entries.get(key)
+        if profile is not None:
+            return profile
         profile = read_profile(session, tenant_id, template_id)
-        if profile is not None and self.ttl > 0:  # unknown ids are not kept: they may exist a moment later
+        if profile is not None:  # unknown ids are not kept: they may exist a moment later
             with self._lock:
-                if len(self._entries) >= MAX_ENTRIES:
-                    self._entries.clear()
-                self._entries[key] = (now + self.ttl, profile)
+                self._entries[key] = profile
         return profile
 
     def forget(self, tenant_id: str, template_id: str | None = None) -> None:
         """Drop one template's entry, or (``template_id`` None) every entry of the tenant."""
+        if self._entries is None:
+            return
         with self._lock:
             for key in [key for key in self._entries if key[0] == tenant_id]:
                 if template_id is None or key[1] == template_id:
-                    del self._entries[key]
+                    self._entries.pop(key, None)
+
+
+def _now() -> float:
+    return time.monotonic()  # looked up at each call, so a test can move the clock
 
 
 def profile_cache() -> SendProfileCache:

@@ -65,8 +65,15 @@ def test_revocation_elsewhere_is_seen_after_the_ttl():
 
 
 def test_ttl_is_capped_at_five_seconds():
-    auth = ApiKeyAuthenticator(lambda _h: None, ttl_seconds=3600)
-    assert auth._ttl == 5
+    lookups, now = [], [100.0]
+    auth = ApiKeyAuthenticator(
+        lambda key_hash: lookups.append(key_hash), ttl_seconds=3600, clock=lambda: now[0]
+    )
+    for advance in (0, 4.9, 0.2):
+        now[0] += advance
+        with pytest.raises(UnauthorizedError):
+            auth.authenticate("sk_live_unknown")
+    assert len(lookups) == 2  # remembered for 5 s, not for the hour asked
 
 
 @pytest.mark.parametrize("value", [None, "", "sk_live_unknown"])
