@@ -18,7 +18,6 @@ from wechatpayv3 import WeChatPay, WeChatPayType
 from wechatpayv3 import utils as wxutils
 
 from payment_service.channels import CHANNEL_BY_MODE, AlipayClient, build_channel
-from payment_service.channels import wechat as wechat_module
 from payment_service.channels.base import ChannelError, NotificationRejected, OrderRequest
 from payment_service.channels.keys import KeyFormatError
 from payment_service.channels.wechat import (
@@ -29,6 +28,7 @@ from payment_service.channels.wechat import (
     notification_key_id,
     split_amounts,
 )
+from payment_service.channels.wechat import signing as wechat_signing
 from tests.fakes.keys import TestKeyPair, new_key_pair
 from tests.fakes.payment_server import Answer, NotifyReceiver, ReceivedNotification, running
 from tests.payment.channels.conftest import (
@@ -65,8 +65,8 @@ def make_order(**overrides: object) -> OrderRequest:
 @pytest.fixture
 def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     """Freeze our timestamp and nonce, and wechatpayv3's timestamp, to the same values."""
-    monkeypatch.setattr(wechat_module, "_unix_time", lambda: FROZEN_TIME)
-    monkeypatch.setattr(wechat_module, "_new_nonce", lambda: FROZEN_NONCE)
+    monkeypatch.setattr(wechat_signing, "_unix_time", lambda: FROZEN_TIME)
+    monkeypatch.setattr(wechat_signing, "_new_nonce", lambda: FROZEN_NONCE)
     monkeypatch.setattr(wxutils.time, "time", lambda: FROZEN_TIME)
 
 
