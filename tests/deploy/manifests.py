@@ -55,11 +55,11 @@ class ServiceFacts:
 
     @property
     def defaults(self) -> dict[str, Any]:
-        return self.module("config").DEFAULTS
+        return self.module("settings").DEFAULTS
 
     @property
     def required(self) -> list[str]:
-        return list(self.module("config").PRODUCTION_REQUIRED)
+        return list(self.module("settings").PRODUCTION_REQUIRED)
 
     @property
     def queues(self) -> tuple[str, ...]:

@@ -49,7 +49,7 @@ def test_required_settings_are_provided_and_every_variable_is_a_real_setting(com
         assert not missing, f"{service.key}-{role} lacks {missing}"
         unknown = [name for name in env if not service.known_variable(name)]
         assert not unknown, (
-            f"{service.key}-{role} sets {unknown}, which {service.package}.config does not read"
+            f"{service.key}-{role} sets {unknown}, which {service.package}.settings does not read"
         )
         assert env[f"{service.prefix}_ENV"] == "production"
 
