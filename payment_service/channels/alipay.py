@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from payment_service.channels.base import (
+    BEIJING,
     ChannelError,
     CreatedOrder,
     HttpChannel,
@@ -48,7 +49,6 @@ __all__ = [
 
 GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
 SUCCESS_CODE = "10000"
-BEIJING = timezone(timedelta(hours=8), "CST")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 _TRADE_STATUSES: dict[str, OrderState] = {

@@ -12,12 +12,15 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import requests
 
 from payment_service.metrics import observe_channel_call
+
+# Both upstreams speak China Standard Time (UTC+8, no daylight saving) in their time fields.
+BEIJING = timezone(timedelta(hours=8), "CST")
 
 __all__ = [
     "ChannelError",

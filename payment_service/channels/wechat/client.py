@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from payment_service.channels.base import (
+    BEIJING,
     ChannelError,
     CreatedOrder,
     HttpChannel,
@@ -45,7 +46,6 @@ __all__ = ["API_BASE_URL", "USER_AGENT", "WechatPayClient"]
 
 API_BASE_URL = "https://api.mch.weixin.qq.com"
 USER_AGENT = "laundry-payment-service/1.0 (WeChatPay-APIv3; python-requests)"
-BEIJING = timezone(timedelta(hours=8), "CST")
 
 
 def _rfc3339_beijing(moment: datetime) -> str:
