@@ -148,8 +148,8 @@ class DatabaseCounters:
         """Nothing to do: the caller's rollback already undid the increments."""
 
     def purge(self, session: Session) -> int:
+        """Delete the counters of ended windows, in the caller's transaction."""
         result = session.execute(delete(LimitCounter).where(LimitCounter.expires_at < utcnow()))
-        session.commit()
         return result.rowcount or 0
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from shared.db import execute_alone, insert_rows, utcnow
 from shared.envelope import BadRequestError
 from shared.ids import new_id
+from shared.transactions import atomic
 from shared.webhook_urls import UrlRefused, check_public_url
 from sms_service.accepting import idempotency
 from sms_service.accepting.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
@@ -170,28 +171,30 @@ def _accept(
     try:
         rows = _message_rows(profile, recipients, ids, callback_url, batch_id, now)
         if key or batch_id or in_database:
-            if key:
-                idempotency.remember_answer(session, profile.tenant_id, endpoint, key, answer)
-            if batch_id:
-                session.execute(
-                    insert(Batch.__table__),
-                    dict(
-                        id=batch_id,
-                        tenant_id=profile.tenant_id,
-                        template_id=profile.template_id,
-                        total=len(ids),
-                        created_at=now,
-                    ),
-                )
-            insert_rows(session, Message.__table__, rows)
-            if in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
-                session.rollback()
-                raise limit_exceeded(hit, now)
-            session.commit()
-        else:  # a plain send is one INSERT, atomic by itself: no BEGIN … COMMIT round trips
+            # One transaction: the key, the batch, the messages and the counters stored together, or none.
+            with atomic(session):
+                if key:
+                    idempotency.remember_answer(session, profile.tenant_id, endpoint, key, answer)
+                if batch_id:
+                    session.execute(
+                        insert(Batch.__table__),
+                        dict(
+                            id=batch_id,
+                            tenant_id=profile.tenant_id,
+                            template_id=profile.template_id,
+                            total=len(ids),
+                            created_at=now,
+                        ),
+                    )
+                insert_rows(session, Message.__table__, rows)
+                if in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
+                    raise limit_exceeded(hit, now)
+        else:
+            # A plain send is one INSERT, a transaction by itself on the autocommit engine: no BEGIN … COMMIT
+            # round trips, and no session made, for the commonest request.
             execute_alone(session, _INSERT_MESSAGES, rows)
     except IntegrityError:
-        session.rollback()
+        # The block above rolled back: a concurrent twin's key is committed and its answer can be read.
         if not in_database:
             store.release(profile.tenant_id, counters)
         replayed = idempotency.first_answer(session, profile.tenant_id, endpoint, key) if key else None
@@ -199,7 +202,6 @@ def _accept(
             raise
         return replayed
     except BaseException:
-        session.rollback()
         if not in_database:
             store.release(profile.tenant_id, counters)
         raise

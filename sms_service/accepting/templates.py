@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from shared.db import fetch_page, utcnow
 from shared.envelope import BadRequestError, NotFoundError
 from shared.ids import new_id
+from shared.transactions import atomic
 from sms_service.accepting import send_profiles
 from sms_service.accepting.send_profiles import SendProfile
 from sms_service.models import TEMPLATE_ENABLED, Template
@@ -62,8 +63,8 @@ def create_template(session: Session, tenant_id: str, fields: dict[str, Any]) ->
         created_at=now,
         updated_at=now,
     )
-    session.add(template)
-    session.commit()
+    with atomic(session):
+        session.add(template)
     return template
 
 
@@ -89,27 +90,28 @@ def list_templates(
 
 
 def update_template(session: Session, tenant_id: str, template_id: str, fields: dict[str, Any]) -> Template:
-    template = get_template(session, tenant_id, template_id)
-    if "content" in fields:
-        check_content(fields["content"])
-        template.content = fields["content"]
-        template.variables = variables_of(fields["content"])
-    if "provider_codes" in fields:
-        template.provider_codes = check_provider_codes(fields["provider_codes"] or {})
-    for name in ("name", "sign_name", "status"):
-        if name in fields:
-            setattr(template, name, fields[name])
-    template.updated_at = utcnow()
-    session.commit()
+    """Change any of the fields; a field refused after another was changed leaves the template as it was."""
+    with atomic(session):
+        template = get_template(session, tenant_id, template_id)
+        if "content" in fields:
+            check_content(fields["content"])
+            template.content = fields["content"]
+            template.variables = variables_of(fields["content"])
+        if "provider_codes" in fields:
+            template.provider_codes = check_provider_codes(fields["provider_codes"] or {})
+        for name in ("name", "sign_name", "status"):
+            if name in fields:
+                setattr(template, name, fields[name])
+        template.updated_at = utcnow()
     send_profiles.forget(tenant_id, template_id)
     return template
 
 
 def delete_template(session: Session, tenant_id: str, template_id: str) -> None:
-    template = get_template(session, tenant_id, template_id)
-    template.deleted_at = utcnow()
-    template.updated_at = template.deleted_at
-    session.commit()
+    with atomic(session):
+        template = get_template(session, tenant_id, template_id)
+        template.deleted_at = utcnow()
+        template.updated_at = template.deleted_at
     send_profiles.forget(tenant_id, template_id)
 
 
