@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
+from shared.transactions import atomic
 from sms_service.delivery import outbox
 from sms_service.delivery.circuit_breaker import Breaker, build_breaker
 from sms_service.delivery.transitions import finish, submit
@@ -108,39 +109,38 @@ def deliver(session: Session, message_ids: list[str]) -> DispatchSummary:
 
 def claim(session: Session, message_ids: list[str], limit: int) -> list[Message]:
     """``queued → sending`` for the given messages plus queued siblings (same tenant and template)."""
-    own = session.execute(
-        select(Message.id, Message.tenant_id, Message.template_id)
-        .where(Message.id.in_(message_ids), Message.status == QUEUED)
-        .with_for_update(skip_locked=True)
-    ).all()
-    ids = [row.id for row in own]
-    if own and len(ids) < limit:
-        ids += session.scalars(
-            select(Message.id)
-            .where(
-                Message.tenant_id == own[0].tenant_id,
-                Message.template_id == own[0].template_id,
-                Message.status == QUEUED,
-                Message.id.not_in(ids),
-            )
-            .order_by(Message.created_at)
-            .limit(limit - len(ids))
+    # Committed before any upstream call: a duplicate task finds nothing left, a crash leaves them sending.
+    with atomic(session):
+        own = session.execute(
+            select(Message.id, Message.tenant_id, Message.template_id)
+            .where(Message.id.in_(message_ids), Message.status == QUEUED)
             .with_for_update(skip_locked=True)
         ).all()
-    if not ids:
-        session.commit()
-        return []
-    claimed = list(
-        session.scalars(
-            update(Message)
-            .where(Message.id.in_(ids), Message.status == QUEUED)
-            .values(status=SENDING, attempts=Message.attempts + 1, provider=None, updated_at=utcnow())
-            .returning(Message)
-            .execution_options(synchronize_session=False, populate_existing=True)
-        ).all()
-    )
-    session.commit()
-    return claimed
+        ids = [row.id for row in own]
+        if own and len(ids) < limit:
+            ids += session.scalars(
+                select(Message.id)
+                .where(
+                    Message.tenant_id == own[0].tenant_id,
+                    Message.template_id == own[0].template_id,
+                    Message.status == QUEUED,
+                    Message.id.not_in(ids),
+                )
+                .order_by(Message.created_at)
+                .limit(limit - len(ids))
+                .with_for_update(skip_locked=True)
+            ).all()
+        if not ids:
+            return []
+        return list(
+            session.scalars(
+                update(Message)
+                .where(Message.id.in_(ids), Message.status == QUEUED)
+                .values(status=SENDING, attempts=Message.attempts + 1, provider=None, updated_at=utcnow())
+                .returning(Message)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            ).all()
+        )
 
 
 def _send_group(
@@ -150,10 +150,17 @@ def _send_group(
     report: DispatchSummary,
     callbacks: list[str],
 ) -> None:
+    """Send one template's messages, provider after provider.
+
+    Each step is a transaction of its own, so that no transaction is open while an upstream is called and
+    what one upstream answered is on record before the next is asked.
+    """
     config = current_app.config
     exhausted = [m for m in messages if m.attempts > config["DISPATCH_MAX_ATTEMPTS"]]
     if exhausted:
-        callbacks += _fail(session, exhausted, ATTEMPTS_EXHAUSTED, "多次尝试后仍无可用渠道", report)
+        # Its own transaction: failed for good, whatever becomes of the others.
+        with atomic(session):
+            callbacks += _fail(session, exhausted, ATTEMPTS_EXHAUSTED, "多次尝试后仍无可用渠道", report)
         messages = [m for m in messages if m.attempts <= config["DISPATCH_MAX_ATTEMPTS"]]
     pending = {m.id: m for m in messages}
     last_permanent: PermanentProviderError | None = None
@@ -171,11 +178,15 @@ def _send_group(
             retry_later = True
             continue
         outgoing = [_outgoing(message, template, code) for message in pending.values()]
-        _mark_provider(session, provider.call_references(outgoing), provider.name)
+        # Committed before the call: if this process dies mid-call, reconciliation asks this upstream.
+        with atomic(session):
+            _mark_provider(session, provider.call_references(outgoing), provider.name)
         try:
             outcomes = _send_with_retries(provider, outgoing, circuit)
         except OutcomeUnknownError as exc:
-            _mark_unknown(session, list(pending), provider.name, exc)
+            # Committed at once: the upstream may have the messages, so nothing may send them again.
+            with atomic(session):
+                _mark_unknown(session, list(pending), provider.name, exc)
             report.unknown += len(pending)
             return
         except RetryableProviderError:
@@ -184,22 +195,26 @@ def _send_group(
         except PermanentProviderError as exc:
             last_permanent = exc
             continue
-        callbacks += _apply_outcomes(session, provider.name, outcomes, pending, report)
+        # Committed before the next provider is called: what this one accepted is never sent again.
+        with atomic(session):
+            callbacks += _apply_outcomes(session, provider.name, outcomes, pending, report)
         retry_later = retry_later or bool(pending)
     if not pending:
         return
-    if not could_send:
-        callbacks += _fail(
-            session, list(pending.values()), NO_PROVIDER, "模板未配置任何已启用渠道的模板编号", report
-        )
-    elif last_permanent is not None and not retry_later:
-        # Every provider that could take the messages refused them for good: report the upstream's reason.
-        callbacks += _fail(
-            session, list(pending.values()), last_permanent.code, last_permanent.message, report
-        )
-    else:
-        _requeue(session, list(pending))
-        report.deferred += list(pending)
+    # The messages no provider took, failed or queued again in one last transaction.
+    with atomic(session):
+        if not could_send:
+            callbacks += _fail(
+                session, list(pending.values()), NO_PROVIDER, "模板未配置任何已启用渠道的模板编号", report
+            )
+        elif last_permanent is not None and not retry_later:
+            # Every provider that could take the messages refused them for good: the upstream's reason.
+            callbacks += _fail(
+                session, list(pending.values()), last_permanent.code, last_permanent.message, report
+            )
+        else:
+            _requeue(session, list(pending))
+            report.deferred += list(pending)
 
 
 def _send_with_retries(provider: SmsProvider, outgoing: list[OutgoingSms], circuit: Breaker):
@@ -266,7 +281,6 @@ def _apply_outcomes(
     if unknown:
         _mark_unknown(session, unknown, provider, None)
         report.unknown += len(unknown)
-    session.commit()
     return callbacks
 
 
@@ -281,7 +295,6 @@ def _fail(
         error_code=code,
         error_message=text,
     )
-    session.commit()
     report.failed += len(moved)
     logger.warning("%d message(s) failed: %s", len(moved), code)
     return [message_id for message_id, has_callback in moved if has_callback]
@@ -291,7 +304,7 @@ def _mark_provider(session: Session, references: dict[str, str], provider: str) 
     """Record which upstream is about to be called, and each message's call reference (message id → ref).
 
     If this process dies mid-call, reconciliation asks that upstream, matching by the reference. One UPDATE
-    per distinct reference, committed together before the call.
+    per distinct reference; the caller commits them together before the call.
     """
     by_reference: dict[str, list[str]] = defaultdict(list)
     for message_id, reference in references.items():
@@ -304,7 +317,6 @@ def _mark_provider(session: Session, references: dict[str, str], provider: str) 
             .values(provider=provider, call_ref=reference, sent_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-    session.commit()
 
 
 def _mark_unknown(session: Session, ids: list[str], provider: str, exc: Exception | None) -> None:
@@ -320,7 +332,6 @@ def _mark_unknown(session: Session, ids: list[str], provider: str, exc: Exceptio
         .values(provider=provider, outcome_unknown=True, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    session.commit()
 
 
 def _requeue(session: Session, ids: list[str]) -> None:
@@ -330,7 +341,6 @@ def _requeue(session: Session, ids: list[str]) -> None:
         .values(status=QUEUED, provider=None, call_ref=None, sent_at=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    session.commit()
     logger.warning("%d message(s) queued again: no provider could take them now", len(ids))
 
 

@@ -10,6 +10,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.transactions import atomic
 from sms_service.delivery import outbox
 from sms_service.delivery.transitions import finish
 from sms_service.mobiles import mask_mobile
@@ -35,7 +36,17 @@ def parse_push(provider: str, body: bytes) -> list[DeliveryReport]:
 
 
 def apply_reports(session: Session, reports: list[DeliveryReport]) -> tuple[int, int]:
-    """Apply each report to its message; returns ``(applied, ignored)`` and publishes the due callbacks."""
+    """Apply the reports in one transaction; returns ``(applied, ignored)`` and, after the commit,
+    publishes the due callbacks. A report that fails undoes the whole push, which the upstream sends again."""
+    with atomic(session):
+        applied, ignored, callbacks = record_reports(session, reports)
+    for message_id in callbacks:
+        outbox.publish_callback(message_id, 1)
+    return applied, ignored
+
+
+def record_reports(session: Session, reports: list[DeliveryReport]) -> tuple[int, int, list[str]]:
+    """Apply each report to its message in the caller's transaction: ``(applied, ignored, callbacks due)``."""
     applied = ignored = 0
     callbacks: list[str] = []
     for report in reports:
@@ -62,10 +73,7 @@ def apply_reports(session: Session, reports: list[DeliveryReport]) -> tuple[int,
                 mask_mobile(report.mobile),
                 report.biz_id,
             )
-    session.commit()
-    for message_id in callbacks:
-        outbox.publish_callback(message_id, 1)
-    return applied, ignored
+    return applied, ignored, callbacks
 
 
 def _find_message(session: Session, report: DeliveryReport) -> str | None:

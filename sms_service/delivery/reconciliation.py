@@ -15,13 +15,14 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
+from shared.transactions import atomic
 from sms_service.delivery import outbox
 from sms_service.delivery.dispatch import provider_named
-from sms_service.delivery.receipts import apply_reports
+from sms_service.delivery.receipts import record_reports
 from sms_service.delivery.transitions import finish
 from sms_service.mobiles import mask_mobile
 from sms_service.models import FAILED, SENDING, SUBMITTED, Message
-from sms_service.providers import ProviderError
+from sms_service.providers import DeliveryReport, ProviderError
 
 logger = logging.getLogger(__name__)
 
@@ -65,47 +66,54 @@ def poll(session: Session) -> dict[str, int]:
     give_up_before = utcnow() - timedelta(seconds=config["RECEIPT_GIVE_UP_AFTER_SECONDS"])
     counts = {"applied": 0, "waiting": 0, "given_up": 0}
     for message in due_messages(session):
-        provider = provider_named(message.provider)
-        report = None
-        if provider is not None:
-            try:
-                report = provider.query(
-                    message_id=message.id,
-                    mobile=message.mobile,
-                    biz_id=message.biz_id,
-                    sent_at=message.sent_at or message.created_at,
-                    reference=message.call_ref,
+        report = _ask_upstream(message)
+        callbacks: list[str] = []
+        # Each message its own transaction, between upstream calls: one that fails undoes no other's result.
+        with atomic(session):
+            if report is not None:
+                applied, _, callbacks = record_reports(session, [report])
+                counts["applied"] += applied
+            elif (message.sent_at or message.created_at) < give_up_before:
+                code = OUTCOME_UNKNOWN if message.status == SENDING else RECEIPT_TIMEOUT
+                moved = finish(
+                    session,
+                    [message.id],
+                    FAILED,
+                    from_statuses=(message.status,),
+                    error_code=code,
+                    error_message="上游未返回最终状态",
                 )
-            except ProviderError as exc:
-                logger.warning(
-                    "query of %s at %s failed: %s", mask_mobile(message.mobile), message.provider, exc.code
+                callbacks = [message_id for message_id, has_callback in moved if has_callback]
+                counts["given_up"] += len(moved)
+            else:
+                # Not final yet: look again after another poll delay.
+                session.execute(
+                    update(Message)
+                    .where(Message.id == message.id, Message.status == message.status)
+                    .values(updated_at=utcnow())
+                    .execution_options(synchronize_session=False)
                 )
-        if report is not None:
-            applied, _ = apply_reports(session, [report])
-            counts["applied"] += applied
-        elif (message.sent_at or message.created_at) < give_up_before:
-            code = OUTCOME_UNKNOWN if message.status == SENDING else RECEIPT_TIMEOUT
-            moved = finish(
-                session,
-                [message.id],
-                FAILED,
-                from_statuses=(message.status,),
-                error_code=code,
-                error_message="上游未返回最终状态",
-            )
-            session.commit()
-            for message_id, has_callback in moved:
-                if has_callback:
-                    outbox.publish_callback(message_id, 1)
-            counts["given_up"] += len(moved)
-        else:
-            # Not final yet: look again after another poll delay.
-            session.execute(
-                update(Message)
-                .where(Message.id == message.id, Message.status == message.status)
-                .values(updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
-            session.commit()
-            counts["waiting"] += 1
+                counts["waiting"] += 1
+        for message_id in callbacks:
+            outbox.publish_callback(message_id, 1)
     return counts
+
+
+def _ask_upstream(message: Message) -> DeliveryReport | None:
+    """What the message's upstream knows of it; None when it knows nothing final or cannot be asked."""
+    provider = provider_named(message.provider)
+    if provider is None:
+        return None
+    try:
+        return provider.query(
+            message_id=message.id,
+            mobile=message.mobile,
+            biz_id=message.biz_id,
+            sent_at=message.sent_at or message.created_at,
+            reference=message.call_ref,
+        )
+    except ProviderError as exc:
+        logger.warning(
+            "query of %s at %s failed: %s", mask_mobile(message.mobile), message.provider, exc.code
+        )
+        return None

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
+from shared.transactions import atomic
 from sms_service.delivery import outbox
 from sms_service.models import CALLBACK_PENDING, QUEUED, SENDING, Message
 
@@ -27,6 +28,7 @@ CALLBACK_GRACE_SECONDS = 30
 
 
 def sweep(session: Session) -> dict[str, int]:
+    """Each step a transaction of its own, committed before it publishes."""
     return {
         "requeued": requeue_stale_sending(session),
         "republished": republish_queued(session),
@@ -37,25 +39,25 @@ def sweep(session: Session) -> dict[str, int]:
 def republish_queued(session: Session) -> int:
     now = utcnow()
     cutoff = now - timedelta(seconds=current_app.config["SWEEP_QUEUED_AFTER_SECONDS"])
-    rows = session.execute(
-        select(Message.id, Message.tenant_id, Message.template_id)
-        .where(Message.status == QUEUED, Message.updated_at < cutoff)
-        .order_by(Message.updated_at)
-        .limit(MAX_ROWS_PER_SWEEP)
-    ).all()
-    if not rows:
-        return 0
+    with atomic(session):
+        rows = session.execute(
+            select(Message.id, Message.tenant_id, Message.template_id)
+            .where(Message.status == QUEUED, Message.updated_at < cutoff)
+            .order_by(Message.updated_at)
+            .limit(MAX_ROWS_PER_SWEEP)
+        ).all()
+        if not rows:
+            return 0
+        # Touch them so a backlog in the broker is not published again on every sweep.
+        session.execute(
+            update(Message)
+            .where(Message.id.in_([row.id for row in rows]), Message.status == QUEUED)
+            .values(updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for row in rows:
         groups[(row.tenant_id, row.template_id)].append(row.id)
-    # Touch them so a backlog in the broker is not published again on every sweep.
-    session.execute(
-        update(Message)
-        .where(Message.id.in_([row.id for row in rows]), Message.status == QUEUED)
-        .values(updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
     for ids in groups.values():
         outbox.publish_deliveries(ids)
     logger.info("sweep: published %d queued message(s) again", len(rows))
@@ -66,19 +68,19 @@ def requeue_stale_sending(session: Session) -> int:
     now = utcnow()
     cutoff = now - timedelta(seconds=current_app.config["SENDING_STALE_AFTER_SECONDS"])
     stale = (Message.status == SENDING, Message.updated_at < cutoff, Message.outcome_unknown.is_(False))
-    never_called = session.execute(
-        update(Message)
-        .where(*stale, Message.provider.is_(None))
-        .values(status=QUEUED, updated_at=now - timedelta(days=1))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    maybe_called = session.execute(
-        update(Message)
-        .where(*stale, Message.provider.is_not(None))
-        .values(outcome_unknown=True, updated_at=now - timedelta(days=1))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.commit()
+    with atomic(session):
+        never_called = session.execute(
+            update(Message)
+            .where(*stale, Message.provider.is_(None))
+            .values(status=QUEUED, updated_at=now - timedelta(days=1))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        maybe_called = session.execute(
+            update(Message)
+            .where(*stale, Message.provider.is_not(None))
+            .values(outcome_unknown=True, updated_at=now - timedelta(days=1))
+            .execution_options(synchronize_session=False)
+        ).rowcount
     if never_called or maybe_called:
         logger.warning(
             "sweep: %d stale sending message(s) queued again, %d left to reconciliation",

@@ -2,6 +2,7 @@
 duplicate delivery or a late receipt can never move a message backwards.
 
 Reaching success or failed also makes its result callback due (when the message has a callback URL).
+Each runs in the caller's transaction: the operation that calls it commits.
 """
 
 from __future__ import annotations
