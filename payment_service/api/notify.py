@@ -57,17 +57,17 @@ def _handle(
     channel: str, receive: Callable, reply: Callable[[int], Response], ok_status: int, config_id=None
 ):
     body = request.get_data(cache=True)
+    # Nothing to roll back here: the reads run alone and the one change, the paid transition, is a
+    # transaction of its own (``orders.states.mark_paid``) that commits or rolls itself back.
     try:
         receive(db.session, dict(request.headers), body, config_id)
     except NotificationRejected as exc:
-        db.session.rollback()
         NOTIFICATION_REJECTED.labels(channel).inc()
         logger.warning(
             "%s notification refused (config %s, from %s): %s", channel, config_id, request.remote_addr, exc
         )
         return reply(400)
     except Exception:
-        db.session.rollback()
         logger.exception("%s notification could not be processed (config %s)", channel, config_id)
         return reply(500)
     return reply(ok_status)

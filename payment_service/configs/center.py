@@ -168,21 +168,21 @@ def set_status(session: Session, actor: Principal, config_id: str, status: str) 
 
 def delete_config(session: Session, actor: Principal, config_id: str) -> None:
     """Delete a config no site is bound to; otherwise 409 saying how many sites are."""
-    with atomic(session):
-        config = get_config(session, actor.tenant_id, config_id, for_update=True)
-        bound = count_bound_sites(session, config.id)
-        if bound:
-            raise _still_bound(bound)
-        placeholders = dict.fromkeys(SECRET_FIELDS[config.mode], MASK)
-        changes = diff(_audit_view(config, {**config.params, **placeholders}), {}, _secret_paths(config.mode))
-        record_change(session, actor, config.id, "delete", changes)
-        session.delete(config)
-        try:
-            session.flush()
-        except IntegrityError:
-            # The foreign key saw a binding the count did not (a database without row locks).
-            session.rollback()
-            raise _still_bound(count_bound_sites(session, config_id)) from None
+    try:
+        with atomic(session):
+            config = get_config(session, actor.tenant_id, config_id, for_update=True)
+            bound = count_bound_sites(session, config.id)
+            if bound:
+                raise _still_bound(bound)
+            placeholders = dict.fromkeys(SECRET_FIELDS[config.mode], MASK)
+            changes = diff(
+                _audit_view(config, {**config.params, **placeholders}), {}, _secret_paths(config.mode)
+            )
+            record_change(session, actor, config.id, "delete", changes)
+            session.delete(config)
+    except IntegrityError:
+        # The foreign key saw a binding the count did not (a database without row locks); rolled back.
+        raise _still_bound(count_bound_sites(session, config_id)) from None
 
 
 def config_history_visible(session: Session, tenant_id: str, config_id: str) -> None:

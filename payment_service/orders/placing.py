@@ -117,8 +117,11 @@ def place_order(session: Session, tenant_id: str, request: NewOrder) -> PaymentO
         "expire_at": now + timedelta(minutes=current_app.config["ORDER_EXPIRE_MINUTES"]),
     }
     try:
+        # Its own transaction, committed before the upstream is asked: the order is on record whatever the
+        # upstream does. One INSERT, run alone on the autocommit engine (no BEGIN … COMMIT round trips).
         execute_alone(session, _INSERT_ORDER, values)
     except IntegrityError:
+        # Where the INSERT ran in the session's transaction, that transaction failed: end it before reading.
         session.rollback()
         # Another request with the same out_order_no won the insert: answer as its repeat.
         existing = _find_by_out_order_no(session, tenant_id, request.out_order_no or "")
@@ -278,6 +281,7 @@ def _ask_upstream(session: Session, order: PaymentOrder, config: ConfigRow) -> P
         "upstream_error": None,
         "updated_at": utcnow(),
     }
+    # Its own transaction, after the upstream call: one UPDATE, run alone on the autocommit engine.
     execute_alone(session, _SAVE_CREATED, {"order_id": order.id, **changes})
     if order.status == "failed":
         changes["status"] = "pending"

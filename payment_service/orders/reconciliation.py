@@ -50,7 +50,10 @@ class _Channels:
 
 
 def close_expired_orders(session: Session, now: datetime | None = None) -> int:
-    """Close pending orders past their expiry, upstream first. Returns how many were closed."""
+    """Close pending orders past their expiry, upstream first. Returns how many were closed.
+
+    Each order is closed (or found paid) in a transaction of its own (``mark_closed``, ``mark_paid``),
+    between upstream calls, so one that fails undoes no other."""
     now = now or utcnow()
     orders = session.scalars(
         select(PaymentOrder)
@@ -76,7 +79,6 @@ def close_expired_orders(session: Session, now: datetime | None = None) -> int:
                 )
                 continue
         closed += mark_closed(session, order.id)
-    session.commit()
     return closed
 
 
@@ -100,6 +102,7 @@ def query_pending_orders(session: Session, now: datetime | None = None) -> int:
     channels = _Channels(session)
     paid = 0
     for order in orders:
+        # Committed before the upstream is asked: an order that fails the query waits its interval too.
         with atomic(session):
             session.execute(
                 update(PaymentOrder).where(PaymentOrder.id == order.id).values(last_queried_at=now)
@@ -140,17 +143,20 @@ def sweep_stuck_work(session: Session, now: datetime | None = None) -> int:
     broker, a worker gone). Their tasks lock the row and check it is due, so a duplicate does no harm."""
     now = now or utcnow()
     overdue = now - timedelta(seconds=current_app.config["SWEEP_GRACE_SECONDS"])
-    forwards = session.scalars(
-        select(OrderForward.order_id)
-        .where(OrderForward.status == "pending", OrderForward.next_attempt_at <= overdue)
-        .limit(BATCH_SIZE)
-    ).all()
-    sharings = session.scalars(
-        select(ProfitSharing.order_id)
-        .where(ProfitSharing.status.in_(("pending", "processing")), ProfitSharing.next_attempt_at <= overdue)
-        .limit(BATCH_SIZE)
-    ).all()
-    session.rollback()
+    # Read in one transaction, ended before the publishes: a slow broker holds no snapshot open.
+    with atomic(session):
+        forwards = session.scalars(
+            select(OrderForward.order_id)
+            .where(OrderForward.status == "pending", OrderForward.next_attempt_at <= overdue)
+            .limit(BATCH_SIZE)
+        ).all()
+        sharings = session.scalars(
+            select(ProfitSharing.order_id)
+            .where(
+                ProfitSharing.status.in_(("pending", "processing")), ProfitSharing.next_attempt_at <= overdue
+            )
+            .limit(BATCH_SIZE)
+        ).all()
     for order_id in forwards:
         publish_forward(order_id)
     for order_id in sharings:
