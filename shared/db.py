@@ -315,6 +315,10 @@ def _copy_text(value: Any) -> str:
     return str(value).translate(_COPY_ESCAPES)
 
 
+#: The deepest page a list answers: deeper pages would overflow the OFFSET; narrow the time range instead.
+MAX_PAGE = 1_000_000
+
+
 def fetch_page(session: Session, model, conditions, page: int, size: int, order_by=None) -> tuple[list, int]:
     """One page of ``model`` rows matching ``conditions`` (newest first by default) and the total count."""
     total = session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0

@@ -14,6 +14,7 @@ from payment_service.configs.params import MODES, PARAMS_SCHEMAS
 from payment_service.extensions import db
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
+from shared.db import MAX_PAGE
 from shared.envelope import envelope, ok, page_schema
 
 blp = Blueprint(
@@ -24,8 +25,6 @@ blp = Blueprint(
 )
 
 MAX_PAGE_SIZE = 100
-# Deeper pages would overflow the OFFSET; narrow the time range instead.
-MAX_PAGE = 1_000_000
 PARAMS_COMPONENTS = {
     "wechat_split": "WechatSplitParams",
     "wechat_direct": "WechatDirectParams",

@@ -15,6 +15,7 @@ from payment_service.orders import placing
 from payment_service.orders.views import created_view
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
+from shared.db import MAX_PAGE
 from shared.envelope import envelope, ok, page_schema
 
 blp = Blueprint(
@@ -26,8 +27,6 @@ blp = Blueprint(
 
 CHANNELS = ("wechat", "alipay")
 MAX_PAGE_SIZE = 100
-# Deeper pages would overflow the OFFSET; narrow the time range instead.
-MAX_PAGE = 1_000_000
 REQUIRED = {"required": "必填", "null": "不能为空"}
 AMOUNT_DESCRIPTION = "Yuan, > 0, at most 2 decimals, at most PAYMENT_MAX_AMOUNT (a JSON number or a string)"
 

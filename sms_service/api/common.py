@@ -5,11 +5,9 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from shared.db import isoformat
+from shared.db import MAX_PAGE, isoformat
 
 MAX_PAGE_SIZE = 100
-# Deeper pages would overflow the OFFSET; narrow the time range instead.
-MAX_PAGE = 1_000_000
 
 
 class UtcTime(ma.fields.Field):
