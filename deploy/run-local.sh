@@ -7,11 +7,16 @@ mkdir -p var/log
 export SMS_ENV=${SMS_ENV:-development} PAYMENT_ENV=${PAYMENT_ENV:-development}
 
 pids=()
-stop() {
+stopped=0
+stop() {  # Ctrl-C, a TERM, or the end of the script: stop every process, once
   trap - INT TERM EXIT
+  [ "$stopped" = 1 ] && return
+  stopped=1
+  [ "${#pids[@]}" = 0 ] && return
   echo; echo "stopping..."
   kill -TERM "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
+  echo "stopped"
 }
 trap stop INT TERM EXIT
 
@@ -38,7 +43,8 @@ for port in 8001 8002 ${sandbox_fakes:+8601 8602}; do
 done
 
 for app in sms_service payment_service; do
-  "$BIN/flask" --app "$app" db upgrade 2> "var/log/$app-migrate.log"
+  "$BIN/flask" --app "$app" db upgrade 2> "var/log/$app-migrate.log" ||
+    { echo "migrating $app failed; see var/log/$app-migrate.log" >&2; exit 1; }
 done
 
 start() {  # name, command...
@@ -79,4 +85,8 @@ cat <<TXT
   Ctrl-C stops everything.
 TXT
 wait -n "${pids[@]}" || true
-echo "a process exited; see var/log/" >&2
+if [ "$stopped" = 0 ]; then  # nobody asked: one of the processes died by itself
+  echo "a process exited unexpectedly; its log is under var/log/" >&2
+  stop
+  exit 1
+fi

@@ -44,10 +44,8 @@ class EnvelopeApi(flask_smorest.Api):
         app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
         app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
         app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/_static/swagger-ui/")
-        app.config.setdefault("OPENAPI_REDOC_PATH", "/redoc")
-        app.config.setdefault(
-            "OPENAPI_REDOC_URL", "https://cdn.jsdelivr.net/npm/redoc@2.1.5/bundles/redoc.standalone.js"
-        )
+        # One docs page, Swagger UI, whose assets the installed flask-swagger-ui serves: it works offline.
+        # No ReDoc: no maintained package ships its bundle for Flask, and a CDN page is blank offline.
         spec_options = app.config.setdefault("API_SPEC_OPTIONS", {})
         spec_options.setdefault("security", [{"ApiKeyAuth": []}])
         spec_options.setdefault("components", {}).setdefault(

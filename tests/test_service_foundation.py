@@ -152,7 +152,9 @@ def test_docs_pages_render(service):
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.get_data(as_text=True)
     assert client.get("/_static/swagger-ui/swagger-ui-bundle.js").status_code == 200
-    assert client.get("/redoc").status_code == 200
+    assert "cdn" not in docs.get_data(as_text=True).lower()  # nothing loaded from elsewhere: works offline
+    redoc = client.get("/redoc")  # not offered: its bundle would come from a CDN
+    assert redoc.status_code == 404 and redoc.get_json()["code"] == 404
 
 
 def test_migrations_match_the_models(service):
