@@ -1,4 +1,4 @@
-"""Payment upstreams behind one small interface: WeChat Pay v3 and Alipay.
+"""Payment upstreams behind one small interface (orders, notifications, refunds): WeChat Pay v3 and Alipay.
 
 `build_channel` turns a stored payment config (mode + params) into a ready client; the domain never needs
 to know which upstream it is talking to except to pick a notify endpoint.
@@ -20,9 +20,12 @@ from payment_service.channels.base import (
     PaymentChannel,
     QueriedOrder,
 )
+from payment_service.channels.refunds import RefundNotice, RefundRequest, RefundResult, RefundState
 from payment_service.channels.wechat import (
     API_BASE_URL,
+    ProfitSharingReturnOrder,
     SharingReceiver,
+    SharingReturn,
     SharingTransfer,
     WechatCredentials,
     WechatPayClient,
@@ -41,8 +44,14 @@ __all__ = [
     "OrderRequest",
     "PaidNotice",
     "PaymentChannel",
+    "ProfitSharingReturnOrder",
     "QueriedOrder",
+    "RefundNotice",
+    "RefundRequest",
+    "RefundResult",
+    "RefundState",
     "SharingReceiver",
+    "SharingReturn",
     "SharingTransfer",
     "WechatCredentials",
     "WechatPayClient",

@@ -1,7 +1,9 @@
-"""Alipay open platform (RSA2) for mini-program payments: trade create / query / close and notifications.
+"""Alipay open platform (RSA2) for mini-program payments: trade create / query / close, refunds and their
+query, and notifications.
 
-Written on requests + cryptography from the gateway protocol. Synchronous answers are verified over the
-verbatim JSON text Alipay signed; notifications over every posted parameter but sign and sign_type.
+Written on requests + cryptography from the gateway protocol (`alipay_gateway`). Synchronous answers are
+verified over the verbatim JSON text Alipay signed; notifications over every posted parameter but sign and
+sign_type.
 """
 
 from __future__ import annotations
@@ -9,10 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,6 +22,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from payment_service.channels.alipay_gateway import (
+    TIME_FORMAT,
+    extract_signed_content,
+    fen_to_yuan,
+    notification_sign_content,
+    parse_beijing_time,
+    request_sign_content,
+    top_level_members,
+    yuan_to_fen,
+)
 from payment_service.channels.base import (
     BEIJING,
     ChannelError,
@@ -35,11 +46,13 @@ from payment_service.channels.base import (
     QueriedOrder,
 )
 from payment_service.channels.keys import load_private_key, load_public_key
+from payment_service.channels.refunds import RefundRequest, RefundResult
 
 __all__ = [
     "AlipayClient",
     "AlipayCredentials",
     "GATEWAY_URL",
+    "TIME_FORMAT",
     "extract_signed_content",
     "fen_to_yuan",
     "notification_sign_content",
@@ -49,7 +62,6 @@ __all__ = [
 
 GATEWAY_URL = "https://openapi.alipay.com/gateway.do"
 SUCCESS_CODE = "10000"
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 PAID_STATUSES = frozenset({"TRADE_SUCCESS", "TRADE_FINISHED"})
 _TRADE_STATUSES: dict[str, OrderState] = {
     "WAIT_BUYER_PAY": "pending",
@@ -61,88 +73,10 @@ _TRADE_STATUSES: dict[str, OrderState] = {
 _RETRYABLE_CODES = frozenset({"20000", "ACQ.SYSTEM_ERROR", "aop.ACQ.SYSTEM_ERROR"})
 # An Alipay user id (buyer_id) is 2088 followed by 12 digits; anything else is an app-scoped open id.
 _ALIPAY_USER_ID = re.compile(r"^2088\d{12}$")
-_YUAN = re.compile(r"^\d+(\.\d{1,2})?$")
-_JSON_WS = re.compile(r"[ \t\n\r]*")
-_JSON = json.JSONDecoder()
 
 
 def _beijing_now() -> datetime:
     return datetime.now(BEIJING)
-
-
-def fen_to_yuan(amount_fen: int) -> str:
-    """Alipay amounts are yuan strings with exactly two decimals: 2000 → "20.00"."""
-    return f"{amount_fen // 100}.{amount_fen % 100:02d}"
-
-
-def yuan_to_fen(value: str) -> int:
-    """Read an Alipay amount ("20.00", "20.5", "20") as integer fen; anything else is a ValueError."""
-    if not isinstance(value, str) or not _YUAN.match(value):
-        raise ValueError(f"not an Alipay amount: {value!r}")
-    try:
-        return int(Decimal(value) * 100)
-    except InvalidOperation:
-        raise ValueError(f"not an Alipay amount: {value!r}") from None
-
-
-def request_sign_content(params: Mapping[str, Any]) -> str:
-    """What a request signature covers: every parameter but `sign`, empty values dropped, keys sorted,
-    `k=v` joined by `&` with raw (not URL-encoded) values. `sign_type` is signed, as the official SDK does."""
-    items = sorted((k, str(v)) for k, v in params.items() if k != "sign" and v is not None and str(v) != "")
-    return "&".join(f"{k}={v}" for k, v in items)
-
-
-def notification_sign_content(params: Mapping[str, str]) -> str:
-    """What a notification signature covers: every parameter but `sign` and `sign_type`, empty values KEPT
-    (the official getSignCheckContentV1), keys sorted, raw values."""
-    items = sorted(
-        (k, "" if v is None else str(v)) for k, v in params.items() if k not in ("sign", "sign_type")
-    )
-    return "&".join(f"{k}={v}" for k, v in items)
-
-
-def _top_level_members(body: str) -> Iterator[tuple[str, int, int]]:
-    """Yield (key, start, end) of each member of the top-level JSON object, as spans of the raw text.
-
-    Values are delimited by the standard JSON scanner, which honours strings and escapes: a `}` or `"`
-    inside a string value can never end a span early, which a brace counter that ignores quotes gets wrong.
-    """
-    index = _JSON_WS.match(body).end()
-    if body[index : index + 1] != "{":
-        raise ValueError("not a JSON object")
-    index = _JSON_WS.match(body, index + 1).end()
-    if body[index : index + 1] == "}":
-        return
-    while True:
-        key, index = _JSON.raw_decode(body, index)
-        if not isinstance(key, str):
-            raise ValueError("object key is not a string")
-        index = _JSON_WS.match(body, index).end()
-        if body[index : index + 1] != ":":
-            raise ValueError("expected ':' after an object key")
-        start = _JSON_WS.match(body, index + 1).end()
-        _, end = _JSON.raw_decode(body, start)
-        yield key, start, end
-        index = _JSON_WS.match(body, end).end()
-        separator = body[index : index + 1]
-        if separator == "}":
-            return
-        if separator != ",":
-            raise ValueError("expected ',' or '}' in an object")
-        index = _JSON_WS.match(body, index + 1).end()
-
-
-def extract_signed_content(body: str, root: str) -> str | None:
-    """The verbatim text of `root`'s value in a gateway answer: the bytes Alipay signed.
-
-    Equivalent to the official SDK's extractSignContent, but anchored on the top-level member named `root`
-    rather than on the first occurrence of the name anywhere in the text. Never re-dump parsed JSON:
-    key order, spacing and escapes would differ from what was signed.
-    """
-    for key, start, end in _top_level_members(body):
-        if key == root:
-            return body[start:end]
-    return None
 
 
 @dataclass(frozen=True)
@@ -170,15 +104,6 @@ class AlipayCredentials:
             alipay_public_key=str(params.get("alipay_public_key") or ""),
             seller_id=str(params["seller_id"]) if params.get("seller_id") else None,
         )
-
-
-def _parse_beijing_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.strptime(str(value), TIME_FORMAT).replace(tzinfo=BEIJING).astimezone(UTC)
-    except ValueError:
-        return None
 
 
 class AlipayClient(HttpChannel, PaymentChannel):
@@ -238,7 +163,7 @@ class AlipayClient(HttpChannel, PaymentChannel):
             state=_TRADE_STATUSES[status],
             channel_transaction_id=result.get("trade_no"),
             amount_fen=amount_fen,
-            paid_at=_parse_beijing_time(result.get("send_pay_date")),
+            paid_at=parse_beijing_time(result.get("send_pay_date")),
             trade_state=status,
             raw=result,
         )
@@ -255,6 +180,63 @@ class AlipayClient(HttpChannel, PaymentChannel):
 
     def close_order(self, out_trade_no: str) -> None:
         self.close_trade(out_trade_no)
+
+    # -- refunds ----------------------------------------------------------------------------------------
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """alipay.trade.refund: fund_change Y means the money moved; N means it has not (yet), so query.
+
+        N is also the answer to a repeat of a refund already made: the same out_request_no refunds once.
+        """
+        biz: dict[str, Any] = {
+            "out_trade_no": request.transaction_id,
+            "refund_amount": fen_to_yuan(request.amount_fen),
+            "out_request_no": request.refund_id,
+        }
+        if request.reason:
+            biz["refund_reason"] = request.reason
+        result = self._call("alipay.trade.refund", biz)
+        fund_change = result.get("fund_change")
+        if fund_change not in ("Y", "N") or result.get("out_trade_no") not in (None, request.transaction_id):
+            raise ChannelError("BAD_RESPONSE", "Alipay answered a refund without fund_change Y or N", 200)
+        return RefundResult(
+            refund_id=request.refund_id,
+            state="success" if fund_change == "Y" else "processing",
+            upstream_status=f"fund_change={fund_change}",
+            channel_refund_id=None,
+            amount_fen=None,
+            refunded_at=parse_beijing_time(result.get("gmt_refund_pay")),
+            raw=result,
+        )
+
+    def query_refund(self, transaction_id: str, refund_id: str) -> RefundResult | None:
+        """alipay.trade.fastpay.refund.query: REFUND_SUCCESS is refunded; no refund_status at all means Alipay
+        has no such refund (never received, or not done): send the same refund again, it refunds once."""
+        biz = {
+            "out_trade_no": transaction_id,
+            "out_request_no": refund_id,
+            "query_options": ["gmt_refund_pay"],
+        }
+        result = self._call("alipay.trade.fastpay.refund.query", biz)
+        status = result.get("refund_status")
+        if not status:
+            return None
+        if result.get("out_request_no") not in (None, refund_id):
+            raise ChannelError("BAD_RESPONSE", "Alipay answered about another refund", 200)
+        try:
+            amount_fen = yuan_to_fen(result["refund_amount"]) if "refund_amount" in result else None
+        except ValueError:
+            raise ChannelError("BAD_RESPONSE", "Alipay answered a malformed refund_amount", 200) from None
+        return RefundResult(
+            refund_id=refund_id,
+            # Alipay names only success; anything else it may add is not final, so keep asking.
+            state="success" if status == "REFUND_SUCCESS" else "processing",
+            upstream_status=str(status),
+            channel_refund_id=None,
+            amount_fen=amount_fen,
+            refunded_at=parse_beijing_time(result.get("gmt_refund_pay")),
+            raw=result,
+        )
 
     # -- notifications ----------------------------------------------------------------------------------
 
@@ -288,7 +270,7 @@ class AlipayClient(HttpChannel, PaymentChannel):
             channel_transaction_id=form.get("trade_no"),
             amount_fen=amount_fen,
             merchant_ids={key: form[key] for key in ("app_id", "seller_id") if form.get(key)},
-            paid_at=_parse_beijing_time(form.get("gmt_payment")),
+            paid_at=parse_beijing_time(form.get("gmt_payment")),
             trade_state=status,
             paid=status in PAID_STATUSES,
             raw=dict(form),
@@ -348,7 +330,7 @@ class AlipayClient(HttpChannel, PaymentChannel):
         root = method.replace(".", "_") + "_response"
         try:
             body = content.decode("utf-8")
-            members = {key: body[start:end] for key, start, end in _top_level_members(body)}
+            members = {key: body[start:end] for key, start, end in top_level_members(body)}
             signed = members.get(root) or members.get("error_response")
             result = json.loads(signed) if signed is not None else None
         except ValueError:

@@ -1,7 +1,8 @@
 """The small interface every payment channel implements, and the HTTP plumbing they share.
 
-Domain code speaks only in these types: it hands a channel an OrderRequest and gets back pay parameters,
-a verified PaidNotice or a QueriedOrder, or one of two exceptions. Upstream quirks stay in the channel.
+Domain code speaks only in these types: it hands a channel an OrderRequest (or a RefundRequest) and gets back
+pay parameters, a verified PaidNotice, a QueriedOrder or a RefundResult, or one of two exceptions. Upstream
+quirks stay in the channel.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 import requests
 
+from payment_service.channels.refunds import RefundRequest, RefundResult
 from payment_service.metrics import observe_channel_call
 
 # Both upstreams speak China Standard Time (UTC+8, no daylight saving) in their time fields.
@@ -157,6 +159,17 @@ class PaymentChannel(abc.ABC):
     @abc.abstractmethod
     def close_order(self, out_trade_no: str) -> None:
         """Close an unpaid order so it can no longer be paid."""
+
+    @abc.abstractmethod
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Refund (part of) a paid order. The same request.refund_id again is the same refund upstream."""
+
+    @abc.abstractmethod
+    def query_refund(self, transaction_id: str, refund_id: str) -> RefundResult | None:
+        """The refund's state upstream; None when the upstream has no such refund.
+
+        None means the refund never arrived there: sending the same RefundRequest again is safe.
+        """
 
     @abc.abstractmethod
     def read_notification(self, headers: Mapping[str, str], body: bytes) -> PaidNotice:

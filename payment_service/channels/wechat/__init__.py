@@ -2,8 +2,9 @@
 
 Written on requests + cryptography from the v3 protocol: requests are signed over the exact bytes sent,
 every 2xx answer and every notification is verified with the WeChat Pay public key before it is read.
-`client` holds the API calls, `signing` the signatures both ways, `notifications` their decryption and
-reading, `credentials`, `profit_sharing` and `transactions` the data they exchange.
+`client` holds the API calls and `transport` the signed round trip they share, `signing` the signatures both
+ways, `notifications` their decryption and reading, `credentials`, `profit_sharing`, `refunds` and
+`transactions` the data they exchange.
 """
 
 from __future__ import annotations
@@ -14,16 +15,22 @@ from payment_service.channels.wechat.notifications import notification_key_id
 from payment_service.channels.wechat.profit_sharing import (
     ProfitSharingOrder,
     ProfitSharingReceiverResult,
+    ProfitSharingReturnOrder,
     SharingReceiver,
+    SharingReturn,
     SharingTransfer,
     split_amounts,
 )
+from payment_service.channels.wechat.transport import RETRYABLE_CODES
 
 __all__ = [
     "API_BASE_URL",
     "ProfitSharingOrder",
     "ProfitSharingReceiverResult",
+    "ProfitSharingReturnOrder",
+    "RETRYABLE_CODES",
     "SharingReceiver",
+    "SharingReturn",
     "SharingTransfer",
     "WechatCredentials",
     "WechatMode",

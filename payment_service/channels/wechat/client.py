@@ -1,17 +1,16 @@
-"""The WeChat Pay v3 API client for one merchant: JSAPI orders, query, close and profit sharing, partner
-(service provider for a sub-merchant) or direct merchant; every call signed, every 2xx answer verified.
+"""The WeChat Pay v3 API client for one merchant: JSAPI orders, query, close, refunds, profit sharing and its
+return orders, partner (service provider for a sub-merchant) or direct merchant; every call signed, every 2xx
+answer verified (`transport`).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -19,33 +18,30 @@ from payment_service.channels.base import (
     BEIJING,
     ChannelError,
     CreatedOrder,
-    HttpChannel,
     NotifyReply,
     OrderRequest,
     PaidNotice,
     PaymentChannel,
     QueriedOrder,
 )
-from payment_service.channels.keys import load_private_key, load_public_key
+from payment_service.channels.refunds import RefundNotice, RefundRequest, RefundResult
 from payment_service.channels.wechat import notifications
-from payment_service.channels.wechat.credentials import WechatCredentials, WechatMode
 from payment_service.channels.wechat.profit_sharing import (
     ProfitSharingOrder,
+    ProfitSharingReturnOrder,
     SharingReceiver,
+    SharingReturn,
     SharingTransfer,
 )
-from payment_service.channels.wechat.signing import (
-    SignatureInvalid,
-    authorization,
-    sign_pay_params,
-    verify_signed_message,
-)
+from payment_service.channels.wechat.refunds import REFUND_PATH, refund_body, refund_result
+from payment_service.channels.wechat.signing import sign_pay_params
 from payment_service.channels.wechat.transactions import TRADE_STATES, amount_total, parse_rfc3339
+from payment_service.channels.wechat.transport import API_BASE_URL, USER_AGENT, WechatTransport
 
 __all__ = ["API_BASE_URL", "USER_AGENT", "WechatPayClient"]
 
-API_BASE_URL = "https://api.mch.weixin.qq.com"
-USER_AGENT = "laundry-payment-service/1.0 (WeChatPay-APIv3; python-requests)"
+# A refund query for an out_refund_no WeChat never received answers 404 with one of these codes.
+_NOT_FOUND_CODES = frozenset({"RESOURCE_NOT_EXISTS", "ORDER_NOT_EXIST"})
 
 
 def _rfc3339_beijing(moment: datetime) -> str:
@@ -55,7 +51,7 @@ def _rfc3339_beijing(moment: datetime) -> str:
     return moment.astimezone(BEIJING).isoformat(timespec="seconds")
 
 
-class WechatPayClient(HttpChannel, PaymentChannel):
+class WechatPayClient(WechatTransport, PaymentChannel):
     """WeChat Pay v3 for one merchant configuration.
 
     In wechat_split mode the service provider signs and the sub-merchant (sub_mchid) receives the money;
@@ -63,26 +59,6 @@ class WechatPayClient(HttpChannel, PaymentChannel):
     """
 
     name = "wechat"
-
-    def __init__(
-        self,
-        credentials: WechatCredentials,
-        mode: WechatMode,
-        base_url: str = API_BASE_URL,
-        timeout: float = 10.0,
-        session: requests.Session | None = None,
-    ) -> None:
-        super().__init__(timeout=timeout, session=session)
-        if mode not in ("wechat_split", "wechat_direct"):
-            raise ValueError(f"not a WeChat Pay mode: {mode!r}")
-        if mode == "wechat_split" and not credentials.sub_mch_id:
-            raise ValueError("wechat_split mode needs sub_mch_id")
-        self.credentials = credentials
-        self.mode = mode
-        self.partner = mode == "wechat_split"
-        self.base_url = base_url.rstrip("/")
-        self._private_key = load_private_key(credentials.merchant_private_key)
-        self._wechatpay_key = load_public_key(credentials.wechatpay_public_key)
 
     # -- payments ---------------------------------------------------------------------------------------
 
@@ -193,6 +169,43 @@ class WechatPayClient(HttpChannel, PaymentChannel):
         """WeChat wants 204 with no body for success; any 4xx/5xx with code FAIL makes it redeliver."""
         return notifications.notification_reply(accepted)
 
+    # -- refunds ----------------------------------------------------------------------------------------
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Ask WeChat to refund. It usually answers PROCESSING; the result comes as a notification or a query.
+
+        A second refund of the same order too soon after the first answers FREQUENCY_LIMITED, retryable.
+        """
+        body = refund_body(request, self._sub_merchant())
+        return refund_result(self._request("POST", REFUND_PATH, body=body), request.refund_id)
+
+    def query_refund(self, transaction_id: str, refund_id: str) -> RefundResult | None:
+        """WeChat finds a refund by out_refund_no alone (and the sub-merchant in partner mode)."""
+        path = f"{REFUND_PATH}/{quote(refund_id, safe='')}"
+        try:
+            data = self._request("GET", path, query=self._sub_merchant() or None)
+        except ChannelError as exc:
+            if exc.http_status == 404 and exc.code in _NOT_FOUND_CODES:
+                return None
+            raise
+        return refund_result(data, refund_id)
+
+    def parse_refund_notification(
+        self, headers: Mapping[str, str], raw_body: bytes, now: datetime | None = None
+    ) -> RefundNotice:
+        """Verify, decrypt and read a refund notification, exactly as payment notifications are read.
+
+        Raises NotificationRejected for the same reasons, and for a notification that is not a refund event.
+        """
+        return notifications.read_refund_notice(
+            headers,
+            raw_body,
+            credentials=self.credentials,
+            wechatpay_key=self._wechatpay_key,
+            partner=self.partner,
+            now=now,
+        )
+
     # -- profit sharing ---------------------------------------------------------------------------------
 
     def add_receiver(self, receiver: SharingReceiver) -> dict[str, Any]:
@@ -234,10 +247,26 @@ class WechatPayClient(HttpChannel, PaymentChannel):
         return ProfitSharingOrder.from_response(self._request("POST", "/v3/profitsharing/orders", body=body))
 
     def query_profit_sharing(self, out_order_no: str, transaction_id: str) -> ProfitSharingOrder:
-        query = {"sub_mchid": self.credentials.sub_mch_id} if self.partner else {}
-        query["transaction_id"] = transaction_id
+        query = {**self._sub_merchant(), "transaction_id": transaction_id}
         path = f"/v3/profitsharing/orders/{quote(out_order_no, safe='')}"
         return ProfitSharingOrder.from_response(self._request("GET", path, query=query))
+
+    def create_profit_sharing_return(self, sharing_return: SharingReturn) -> ProfitSharingReturnOrder:
+        """Take a receiver's share back to the sub-merchant before refunding; idempotent by out_return_no."""
+        body = self._sub_merchant()
+        body.update(
+            out_order_no=sharing_return.out_order_no,
+            out_return_no=sharing_return.out_return_no,
+            return_mchid=sharing_return.return_mchid,
+            amount=sharing_return.amount_fen,
+            description=sharing_return.description,
+        )
+        return _return_order(self._request("POST", "/v3/profitsharing/return-orders", body=body))
+
+    def query_profit_sharing_return(self, out_order_no: str, out_return_no: str) -> ProfitSharingReturnOrder:
+        query = {"out_order_no": out_order_no, **self._sub_merchant()}
+        path = f"/v3/profitsharing/return-orders/{quote(out_return_no, safe='')}"
+        return _return_order(self._request("GET", path, query=query))
 
     def encrypt_field(self, plaintext: str) -> str:
         """Sensitive fields (receiver names) go RSA-OAEP(SHA-1)-encrypted under the WeChat Pay public key."""
@@ -249,72 +278,14 @@ class WechatPayClient(HttpChannel, PaymentChannel):
 
     def _sharing_scope(self) -> dict[str, Any]:
         c = self.credentials
-        body: dict[str, Any] = {"sub_mchid": c.sub_mch_id} if self.partner else {}
-        body["appid"] = c.app_id
+        body = {**self._sub_merchant(), "appid": c.app_id}
         if self.partner and c.sub_app_id:
             body["sub_appid"] = c.sub_app_id
         return body
 
-    # -- the v3 protocol --------------------------------------------------------------------------------
 
-    def _request(
-        self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None
-    ) -> dict[str, Any]:
-        url = self.base_url + path + (f"?{urlencode(query)}" if query else "")
-        # Serialized once: these exact bytes are both signed and sent.
-        data = None if body is None else json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-            # Asks WeChat to sign its answer with the public key rather than a platform certificate.
-            "Wechatpay-Serial": self.credentials.wechatpay_public_key_id,
-        }
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        prepared = requests.Request(method, url, data=data, headers=headers).prepare()
-        prepared.headers["Authorization"] = authorization(
-            self._private_key,
-            self.credentials.mch_id,
-            self.credentials.merchant_serial_no,
-            method,
-            prepared.path_url,
-            data or b"",
-        )
-
-        response = self._send(prepared, f"wechat {method} {path}")
-        if not 200 <= response.status_code < 300:
-            raise self._error_from(response)
-        try:
-            verify_signed_message(
-                self._wechatpay_key,
-                self.credentials.wechatpay_public_key_id,
-                response.headers,
-                response.content,
-                None,
-            )
-        except SignatureInvalid as exc:
-            raise ChannelError(
-                "BAD_SIGNATURE", f"response signature check failed: {exc}", response.status_code
-            ) from None
-        if not response.content:
-            return {}
-        try:
-            result = json.loads(response.content)
-        except ValueError:
-            result = None
-        if not isinstance(result, dict):
-            raise ChannelError("BAD_RESPONSE", "WeChat Pay answered with something other than a JSON object")
-        return result
-
-    @staticmethod
-    def _error_from(response: requests.Response) -> ChannelError:
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict) and payload.get("code"):
-            return ChannelError(str(payload["code"]), str(payload.get("message", "")), response.status_code)
-        reason = response.reason or "error"
-        return ChannelError(
-            f"HTTP_{response.status_code}", f"WeChat Pay answered {reason}", response.status_code
-        )
+def _return_order(data: Mapping[str, Any]) -> ProfitSharingReturnOrder:
+    try:
+        return ProfitSharingReturnOrder.from_response(data)
+    except ValueError as exc:
+        raise ChannelError("BAD_RESPONSE", str(exc), 200) from None

@@ -1,19 +1,30 @@
-"""Profit sharing as WeChat Pay names it (receivers, transfers, sharing orders) and the ratio-to-fen split."""
+"""Profit sharing as WeChat Pay names it (receivers, transfers, sharing orders, return orders) and the
+ratio-to-fen split."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
+
+from payment_service.channels.wechat.transactions import parse_rfc3339
 
 __all__ = [
+    "RETURN_STATES",
     "ProfitSharingOrder",
     "ProfitSharingReceiverResult",
+    "ProfitSharingReturnOrder",
+    "ReturnState",
     "SharingReceiver",
+    "SharingReturn",
     "SharingTransfer",
     "split_amounts",
 ]
+
+ReturnState = Literal["processing", "success", "failed"]
+RETURN_STATES: dict[str, ReturnState] = {"PROCESSING": "processing", "SUCCESS": "success", "FAILED": "failed"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,64 @@ class ProfitSharingOrder:
                 )
                 for item in data.get("receivers") or ()
             ),
+            raw=dict(data),
+        )
+
+
+@dataclass(frozen=True)
+class SharingReturn:
+    """Move `amount_fen` back to the sub-merchant from `return_mchid`, a receiver of the split `out_order_no`.
+
+    A refund after a split is funded by the sub-merchant alone, so the receivers' shares come back first.
+    `out_return_no` makes it idempotent: the same number again is the same return order.
+    """
+
+    out_order_no: str
+    out_return_no: str
+    return_mchid: str
+    amount_fen: int
+    description: str
+
+    def __post_init__(self) -> None:
+        for name in ("out_order_no", "out_return_no", "return_mchid", "description"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} is required")
+        if isinstance(self.amount_fen, bool) or not isinstance(self.amount_fen, int) or self.amount_fen <= 0:
+            raise ValueError("amount_fen must be a positive integer (fen)")
+
+
+@dataclass(frozen=True)
+class ProfitSharingReturnOrder:
+    """A return order as WeChat reports it: PROCESSING, then SUCCESS or FAILED (with `fail_reason`)."""
+
+    out_order_no: str
+    out_return_no: str
+    return_id: str | None
+    return_mchid: str
+    amount_fen: int | None
+    state: ReturnState
+    result: str
+    fail_reason: str | None
+    finished_at: datetime | None
+    raw: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def from_response(cls, data: Mapping[str, Any]) -> ProfitSharingReturnOrder:
+        """Raises ValueError for an answer that is not a return order (unknown result)."""
+        result = str(data.get("result", ""))
+        if result not in RETURN_STATES:
+            raise ValueError(f"unknown return order result {result!r}")
+        amount = data.get("amount")
+        return cls(
+            out_order_no=str(data.get("out_order_no", "")),
+            out_return_no=str(data.get("out_return_no", "")),
+            return_id=data.get("return_id"),
+            return_mchid=str(data.get("return_mchid", "")),
+            amount_fen=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+            state=RETURN_STATES[result],
+            result=result,
+            fail_reason=data.get("fail_reason"),
+            finished_at=parse_rfc3339(data.get("finish_time")),
             raw=dict(data),
         )
 
