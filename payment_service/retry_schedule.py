@@ -1,5 +1,4 @@
-"""How long to wait before retrying profit sharing: exponential, capped, jittered (webhooks retry on
-``shared.webhooks.schedule``)."""
+"""How long to wait before retrying failed work (forwards, profit sharing): exponential, capped, jittered."""
 
 from __future__ import annotations
 
