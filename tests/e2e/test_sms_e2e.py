@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from standardwebhooks import Webhook
 
-from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.e2e.processes import (
     run_cli,
     running,
@@ -134,9 +134,7 @@ def test_send_submitted_receipt_success_and_a_signed_callback(stack):
     assert done["sent_at"].endswith("Z")
     wait_until(lambda: callbacks_for(stack.receiver, message_id), 20, "callback")
     [(headers, body)] = callbacks_for(stack.receiver, message_id)
-    assert verify_signature(
-        tenant["callback_secret"], body, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
-    )
+    Webhook(tenant["callback_secret"]).verify(body, headers)
     assert json.loads(body) == {
         "event": "sms.result",
         "data": {
@@ -178,6 +176,10 @@ def test_callback_is_retried_after_the_receiver_failed_twice(stack):
         (503, "retry"),
         (200, "delivered"),
     ]
+    received = callbacks_for(stack.receiver, message_id)
+    assert {headers["Webhook-Id"] for headers, _ in received} == {f"sms_result_{message_id}"}
+    for headers, body in received:
+        Webhook(tenant["callback_secret"]).verify(body, headers)
 
 
 def test_quota_edge_under_50_concurrent_requests(stack):

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
+from standardwebhooks import Webhook
 from werkzeug.wrappers import Request, Response
 
 from shared.db import normalize_url
@@ -221,7 +222,7 @@ class CallbackServer:
     """
 
     def __init__(self) -> None:
-        self.received: list[tuple[str, dict]] = []
+        self.received: list[tuple[str, dict[str, str], bytes]] = []
         self.port = free_port()
         self._stop = None
         self._lock = threading.Lock()
@@ -233,7 +234,7 @@ class CallbackServer:
     def __call__(self, environ, start_response):
         request = Request(environ)
         with self._lock:
-            self.received.append((request.path, json.loads(request.get_data() or b"{}")))
+            self.received.append((request.path, dict(request.headers), request.get_data()))
         status = 500 if request.path.endswith("/always-fails") else 200
         return Response('{"ok": true}', status=status, mimetype="application/json")(environ, start_response)
 
@@ -245,9 +246,15 @@ class CallbackServer:
             self._stop()
             self._stop = None
 
-    def bodies_for(self, key: str, value: str) -> list[dict]:
+    def bodies_for(self, key: str, value: str, secret: str) -> list[dict]:
+        """The callbacks about ``value``, each verified with ``secret`` by the reference library."""
         with self._lock:
-            return [body for _, body in self.received if body.get("data", {}).get(key) == value]
+            received = list(self.received)
+        return [
+            Webhook(secret).verify(body, headers)
+            for _, headers, body in received
+            if json.loads(body or b"{}").get("data", {}).get(key) == value
+        ]
 
 
 # --- a private PostgreSQL cluster ---------------------------------------------------------------------------

@@ -312,7 +312,7 @@ def test_callback_receiver_down_for_a_while_then_back_gets_the_result_once(sms_s
         print(f"\ncallback receiver down then back: {outcomes}")
         assert outcomes[-1] == "delivered" and set(outcomes[:-1]) == {"retry"} and len(outcomes) >= 3
         assert all(attempt["error"] for attempt in delivered["attempts"][:-1])
-        assert len(receiver.bodies_for("message_id", down_id)) == 1
+        assert len(receiver.bodies_for("message_id", down_id, tenant["callback_secret"])) == 1
         # Always failing: the first attempt and one retry per configured delay (4), then it gives up.
         failing = _callback_record(stack, tenant, always_id)
         codes = [attempt["status_code"] for attempt in failing["attempts"]]
@@ -320,7 +320,8 @@ def test_callback_receiver_down_for_a_while_then_back_gets_the_result_once(sms_s
             len(codes) == 5 and set(codes) <= {None, 500} and codes[-1] == 500
         )  # refused while down, then 500
         assert [attempt["outcome"] for attempt in failing["attempts"]] == ["retry"] * 4 + ["gave_up"]
-        assert len(receiver.bodies_for("message_id", always_id)) == codes.count(500)
+        failing_bodies = receiver.bodies_for("message_id", always_id, tenant["callback_secret"])
+        assert len(failing_bodies) == codes.count(500)
         assert_logs_clean(stack.logs(), stack.watched, ["1395000"])
     finally:
         receiver.stop()
