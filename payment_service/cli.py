@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -18,16 +16,17 @@ from payment_service.settings import generate_secret_key
 from shared.db import isoformat
 from shared.ids import new_id
 from shared.tenancy import echo_json, register_key_commands
+from shared.webhooks import generate_secret, register_rotate_secret_command
 
 
 def register(app: Flask) -> None:
-    tenant = AppGroup("tenant", help="Create and list tenants.")
+    tenant = AppGroup("tenant", help="Create and list tenants; rotate their notify secret.")
 
     @tenant.command("create")
     @click.option("--name", required=True, help="Tenant display name.")
     def create_tenant(name: str) -> None:
         """Create a tenant with an API key holding every payment scope; prints JSON once."""
-        row = Tenant(id=new_id("TNT"), name=name, notify_secret=secrets.token_urlsafe(32))
+        row = Tenant(id=new_id("TNT"), name=name, notify_secret=generate_secret())
         db.session.add(row)
         db.session.flush()
         key, plaintext = keys.issue(row.id)
@@ -70,6 +69,7 @@ def register(app: Flask) -> None:
                 f"{len(report['unreadable'])} config(s) are sealed under a key that is not configured"
             )
 
+    register_rotate_secret_command(tenant, db.session, Tenant, "notify_secret")
     app.cli.add_command(tenant)
     app.cli.add_command(secret_key)
     register_sandbox_commands(app)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata, utcnow
 from shared.tenancy import ApiKeyColumns
+from shared.webhooks.attempts import AttemptColumns
 
 SCOPES = ("payment:admin", "payment:order")
 
@@ -32,7 +33,10 @@ class Tenant(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
+    # Signs the results forwarded to notify_url (whsec_…); while rotating, the previous one signs too.
     notify_secret: Mapped[str] = mapped_column(String(100))
+    previous_notify_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_notify_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -172,19 +176,13 @@ class OrderForward(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class ForwardAttempt(Base):
-    """One POST to a notify_url and what came back (no status: no answer)."""
+class ForwardAttempt(AttemptColumns, Base):
+    """One POST to a notify_url and what came back (no status code: no answer)."""
 
     __tablename__ = "forward_attempts"
-    __table_args__ = (UniqueConstraint("forward_id", "number"),)
+    __table_args__ = (UniqueConstraint("forward_id", "attempt"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     forward_id: Mapped[int] = mapped_column(Integer, ForeignKey("order_forwards.id"))
-    number: Mapped[int] = mapped_column(Integer)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    error: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ProfitSharing(Base):

@@ -1,4 +1,5 @@
-"""How long to wait before retrying failed work (forwards, profit sharing): exponential, capped, jittered."""
+"""How long to wait before retrying profit sharing: exponential, capped, jittered (webhooks retry on
+``shared.webhooks.schedule``)."""
 
 from __future__ import annotations
 

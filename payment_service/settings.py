@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.settings import ConfigurationError, load_service_settings
+from shared.webhooks.schedule import DEFAULT_RETRY_DELAYS, parse_retry_delays
 
 PREFIX = "PAYMENT"
 
@@ -51,8 +52,9 @@ DEFAULTS: dict[str, Any] = {
     "FORWARD_TIMEOUT_SECONDS": 5.0,
     # at most one forward publish per linger per process; quiet spells publish at once (0: in the request)
     "PUBLISH_LINGER_MS": 50,
-    "FORWARD_MAX_ATTEMPTS": 8,
-    # retries wait RETRY_BASE_SECONDS × 2^(n-1), at most RETRY_MAX_SECONDS, jittered to 50–100 %
+    # seconds before each retry of a forward (the schedule of shared.webhooks); given up after the last
+    "FORWARD_RETRY_DELAYS": DEFAULT_RETRY_DELAYS,
+    # profit sharing retries after RETRY_BASE_SECONDS × 2^(n-1), at most RETRY_MAX_SECONDS, jittered 50–100 %
     "RETRY_BASE_SECONDS": 60.0,
     "RETRY_MAX_SECONDS": 14400.0,
     # profit sharing starts this long after the payment, and polls WeChat's result this often
@@ -107,6 +109,9 @@ def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     decode_secret_key(settings["SECRET_KEY"])
     decode_old_secret_keys(settings["OLD_SECRET_KEYS"])
     check_order_settings(settings)
+    settings["FORWARD_RETRY_SCHEDULE"] = parse_retry_delays(
+        settings["FORWARD_RETRY_DELAYS"], f"{PREFIX}_FORWARD_RETRY_DELAYS"
+    )
     return settings
 
 
@@ -123,6 +128,6 @@ def check_order_settings(settings: Mapping[str, Any]) -> None:
     for name in ("PUBLIC_BASE_URL", "WECHATPAY_BASE_URL", "ALIPAY_GATEWAY_URL"):
         if not str(settings[name]).startswith(("http://", "https://")):
             raise ConfigurationError(f"{PREFIX}_{name} must be an http(s) URL")
-    for name in ("ORDER_EXPIRE_MINUTES", "FORWARD_MAX_ATTEMPTS", "PROFIT_SHARING_MAX_ATTEMPTS"):
+    for name in ("ORDER_EXPIRE_MINUTES", "PROFIT_SHARING_MAX_ATTEMPTS"):
         if settings[name] < 1:
             raise ConfigurationError(f"{PREFIX}_{name} must be at least 1")

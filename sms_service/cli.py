@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
@@ -12,6 +10,7 @@ from sqlalchemy import select
 from shared.db import isoformat
 from shared.ids import new_id
 from shared.tenancy import echo_json, register_key_commands
+from shared.webhooks import generate_secret, register_rotate_secret_command
 from sms_service.extensions import db, keys
 from sms_service.models import Tenant
 
@@ -28,7 +27,7 @@ def limits_of(tenant: Tenant) -> dict[str, int]:
 
 
 def register(app: Flask) -> None:
-    tenant = AppGroup("tenant", help="Create, list and update tenants.")
+    tenant = AppGroup("tenant", help="Create, list and update tenants; rotate their callback secret.")
 
     @tenant.command("create")
     @click.option("--name", required=True, help="Tenant display name.")
@@ -49,7 +48,7 @@ def register(app: Flask) -> None:
             id=new_id("TNT"),
             name=name,
             daily_quota=daily_quota,
-            callback_secret=secrets.token_urlsafe(32),
+            callback_secret=generate_secret(),
             mobile_per_minute=_given(mobile_per_minute, config["DEFAULT_MOBILE_PER_MINUTE"]),
             mobile_per_hour=_given(mobile_per_hour, config["DEFAULT_MOBILE_PER_HOUR"]),
             mobile_per_day=_given(mobile_per_day, config["DEFAULT_MOBILE_PER_DAY"]),
@@ -103,6 +102,7 @@ def register(app: Flask) -> None:
         db.session.commit()
         echo_json({"tenant_id": row.id, "name": row.name, **limits_of(row)})
 
+    register_rotate_secret_command(tenant, db.session, Tenant, "callback_secret")
     app.cli.add_command(tenant)
     register_key_commands(app, keys)
 

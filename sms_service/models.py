@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata, utcnow
 from shared.tenancy import ApiKeyColumns
+from shared.webhooks.attempts import AttemptColumns
 
 SCOPES = ("sms:send", "sms:admin")
 
@@ -41,7 +42,10 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     daily_quota: Mapped[int] = mapped_column(Integer, default=10_000)
+    # Signs the result callbacks (whsec_…); while rotating, the previous one signs too until it expires.
     callback_secret: Mapped[str] = mapped_column(String(100))
+    previous_callback_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    previous_callback_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     mobile_per_minute: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     mobile_per_hour: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     mobile_per_day: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
@@ -146,19 +150,12 @@ class Message(Base):
     callback_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class CallbackAttempt(Base):
+class CallbackAttempt(AttemptColumns, Base):
     """One POST of a result callback, kept so the tenant can see what happened to it."""
 
     __tablename__ = "callback_attempts"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     message_id: Mapped[str] = mapped_column(String(40), ForeignKey("messages.id"), index=True)
-    attempt: Mapped[int] = mapped_column(Integer)
-    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    error: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
-    outcome: Mapped[str] = mapped_column(String(12))
 
 
 class IdempotencyRecord(Base):

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.settings import ConfigurationError, load_service_settings
+from shared.webhooks.schedule import DEFAULT_RETRY_DELAYS, parse_retry_delays
 
 PREFIX = "SMS"
 
@@ -62,10 +63,10 @@ DEFAULTS: dict[str, Any] = {
     "POLL_BATCH_SIZE": 200,
     # Delivery receipts pushed by the upstreams: ?token=<RECEIPT_TOKEN>; unset turns the endpoints off.
     "RECEIPT_TOKEN": "",
-    # Result callbacks to tenants.
+    # Result callbacks to tenants (shared.webhooks); the retry delays are the schedule both services use.
     "CALLBACK_ALLOW_PRIVATE": False,
     "CALLBACK_TIMEOUT_SECONDS": 5.0,
-    "CALLBACK_RETRY_DELAYS": "10,30,60,300,600,1800,3600",
+    "CALLBACK_RETRY_DELAYS": DEFAULT_RETRY_DELAYS,
 }
 
 #: What production must set itself; the embedded defaults are for a laptop only.
@@ -75,7 +76,9 @@ PRODUCTION_REQUIRED = ["DATABASE_URL", "BROKER_URL"]
 def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     settings = load_service_settings(PREFIX, DEFAULTS, PRODUCTION_REQUIRED, overrides)
     settings["PROVIDER_NAMES"] = provider_names(settings["PROVIDERS"])
-    settings["CALLBACK_RETRY_SCHEDULE"] = retry_schedule(settings["CALLBACK_RETRY_DELAYS"])
+    settings["CALLBACK_RETRY_SCHEDULE"] = parse_retry_delays(
+        settings["CALLBACK_RETRY_DELAYS"], f"{PREFIX}_CALLBACK_RETRY_DELAYS"
+    )
     return settings
 
 
@@ -85,16 +88,3 @@ def provider_names(raw: str | list[str]) -> list[str]:
     if not names:
         raise ConfigurationError(f"{PREFIX}_PROVIDERS must name at least one provider")
     return names
-
-
-def retry_schedule(raw: str | list[float]) -> list[float]:
-    """``"10,30,60"`` → ``[10.0, 30.0, 60.0]``: the delay before each retry of a callback."""
-    if isinstance(raw, list):
-        return [float(value) for value in raw]
-    try:
-        delays = [float(part) for part in str(raw).split(",") if part.strip()]
-    except ValueError:
-        raise ConfigurationError(f"{PREFIX}_CALLBACK_RETRY_DELAYS must be comma-separated seconds") from None
-    if any(delay < 0 for delay in delays):
-        raise ConfigurationError(f"{PREFIX}_CALLBACK_RETRY_DELAYS must not be negative")
-    return delays

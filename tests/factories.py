@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
-
 from shared.ids import new_id
+from shared.webhooks import generate_secret
 
 
 def create_sms_tenant(session, scopes=None, **overrides):
@@ -14,7 +13,7 @@ def create_sms_tenant(session, scopes=None, **overrides):
     tenant = Tenant(
         id=new_id("TNT"),
         name=overrides.pop("name", "洗衣测试租户"),
-        callback_secret=overrides.pop("callback_secret", secrets.token_urlsafe(32)),
+        callback_secret=overrides.pop("callback_secret", generate_secret()),
         **overrides,
     )
     session.add(tenant)
@@ -31,7 +30,7 @@ def create_payment_tenant(session, scopes=None, **overrides):
     tenant = Tenant(
         id=new_id("TNT"),
         name=overrides.pop("name", "洗衣支付租户"),
-        notify_secret=overrides.pop("notify_secret", secrets.token_urlsafe(32)),
+        notify_secret=overrides.pop("notify_secret", generate_secret()),
         **overrides,
     )
     session.add(tenant)

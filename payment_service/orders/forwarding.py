@@ -1,22 +1,20 @@
-"""Forwarding a paid order's result to the business's notify_url: signed, retried with backoff, recorded.
+"""Forwarding a paid order's result to the business's notify_url, on ``shared.webhooks``.
 
-Body ``{"event": "payment.result", "data": {...}}``, signed with the tenant's notify secret by
-``shared.webhooks`` (``X-Signature`` / ``X-Signature-Timestamp``). Success is any 2xx; redirects are not
-followed. The address is checked again before every attempt (no private addresses unless
-``PAYMENT_NOTIFY_ALLOW_PRIVATE``). A row lock held during the attempt keeps two workers from delivering the
-same result at once.
+Body ``{"event": "payment.result", "data": {...}}``, signed by the Standard Webhooks specification with the
+tenant's notify secret(s); the ``webhook-id`` is derived from the order, so every retry of one result
+carries the same id. Retried on the shared schedule (``PAYMENT_FORWARD_RETRY_DELAYS``), the address checked
+again before every attempt (no private addresses unless ``PAYMENT_NOTIFY_ALLOW_PRIVATE``); every attempt is
+recorded in ``forward_attempts``. One delivery is one unit of work: the forward's row lock, held during the
+POST, keeps two workers from delivering the same result at once, and the attempt is committed with the
+forward's next step.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-import requests
 from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -24,11 +22,9 @@ from sqlalchemy.orm import Session
 from payment_service.metrics import FORWARD_ATTEMPTS
 from payment_service.models import ForwardAttempt, OrderForward, PaymentOrder, Tenant
 from payment_service.orders.views import yuan
-from payment_service.retry_schedule import retry_delay
 from shared.db import isoformat, utcnow
 from shared.transactions import atomic
-from shared.webhook_urls import UrlRefused, check_before_delivery
-from shared.webhooks import signature_headers
+from shared.webhooks import RETRY, Attempt, WebhookSender, event_webhook_id, signing_secrets_of
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +77,18 @@ def forward_payload(order: PaymentOrder) -> dict[str, Any]:
     }
 
 
+def sender() -> WebhookSender:
+    config = current_app.config
+    return WebhookSender(
+        user_agent=USER_AGENT,
+        retry_delays=config["FORWARD_RETRY_SCHEDULE"],
+        allow_private=config["NOTIFY_ALLOW_PRIVATE"],
+        timeout=config["FORWARD_TIMEOUT_SECONDS"],
+    )
+
+
 def deliver_forward(session: Session, order_id: str) -> float | None:
     """Make the attempt that is due; return the seconds until the next one, None when no retry is owed."""
-    settings = current_app.config
     with atomic(session):
         forward = session.scalar(
             select(OrderForward)
@@ -98,77 +103,35 @@ def deliver_forward(session: Session, order_id: str) -> float | None:
             return None
         order = session.get(PaymentOrder, order_id)
         tenant = session.get(Tenant, order.tenant_id)
-        number = forward.attempts + 1
-        outcome = _post(forward.url, forward_payload(order), tenant.notify_secret)
-        session.add(
-            ForwardAttempt(
-                forward_id=forward.id,
-                number=number,
-                at=now,
-                http_status=outcome.http_status,
-                error=outcome.error,
-                duration_ms=outcome.duration_ms,
-            )
+        attempt = sender().send(
+            forward.url,
+            event_webhook_id(EVENT, order.id),
+            forward_payload(order),
+            signing_secrets_of(tenant, "notify_secret").active(now),
+            forward.attempts + 1,
         )
-        forward.attempts = number
-        forward.last_http_status = outcome.http_status
-        forward.last_error = outcome.error
-        if outcome.delivered:
-            forward.status, forward.delivered_at = "delivered", utcnow()
-            FORWARD_ATTEMPTS.labels("delivered").inc()
-            logger.info("payment result of %s forwarded (attempt %d)", order_id, number)
-            return None
-        if outcome.refused or number >= settings["FORWARD_MAX_ATTEMPTS"]:
-            forward.status = "failed"
-            FORWARD_ATTEMPTS.labels("failed").inc()
-            logger.warning("forwarding %s gave up after attempt %d: %s", order_id, number, outcome.error)
-            return None
-        delay = retry_delay(number, settings["RETRY_BASE_SECONDS"], settings["RETRY_MAX_SECONDS"])
-        forward.next_attempt_at = utcnow() + timedelta(seconds=delay)
-        FORWARD_ATTEMPTS.labels("retry").inc()
-        logger.info(
-            "forwarding %s failed (attempt %d: %s); retry in %.0f s", order_id, number, outcome.error, delay
-        )
-        return delay
+        _record(session, forward, attempt)
+    FORWARD_ATTEMPTS.labels(_metric_outcome(attempt)).inc()
+    if attempt.final and not attempt.delivered:
+        logger.warning("forwarding %s gave up after attempt %d: %s", order_id, attempt.number, attempt.error)
+    return attempt.next_delay
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    http_status: int | None
-    error: str | None
-    duration_ms: int = 0
-    refused: bool = False  # the address itself is not allowed: retrying cannot help
+def _record(session: Session, forward: OrderForward, attempt: Attempt) -> None:
+    columns = attempt.columns()
+    session.add(ForwardAttempt(forward_id=forward.id, **columns))
+    forward.attempts = attempt.number
+    forward.last_http_status = attempt.status_code
+    forward.last_error = columns["error"]
+    if attempt.delivered:
+        forward.status, forward.delivered_at = "delivered", utcnow()
+    elif attempt.outcome == RETRY:
+        forward.next_attempt_at = utcnow() + timedelta(seconds=attempt.next_delay or 0)
+    else:
+        forward.status = "failed"
 
-    @property
-    def delivered(self) -> bool:
-        return self.http_status is not None and 200 <= self.http_status < 300
 
-
-def _post(url: str, payload: dict[str, Any], secret: str) -> _Outcome:
-    """POST the signed payload once and say what happened."""
-    try:
-        check_before_delivery(url, current_app.config["NOTIFY_ALLOW_PRIVATE"])
-    except UrlRefused as exc:
-        return _Outcome(None, str(exc), refused=True)
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        **signature_headers(secret, body),
-    }
-    started = time.perf_counter()
-    try:
-        answer = requests.post(
-            url,
-            data=body,
-            headers=headers,
-            timeout=current_app.config["FORWARD_TIMEOUT_SECONDS"],
-            allow_redirects=False,
-        )
-        status = answer.status_code
-        error = None if 200 <= status < 300 else f"HTTP {status}"
-    except requests.Timeout:
-        status, error = None, "timeout"
-    except requests.RequestException as exc:
-        status, error = None, type(exc).__name__
-    return _Outcome(status, error, int((time.perf_counter() - started) * 1000))
+def _metric_outcome(attempt: Attempt) -> str:
+    if attempt.delivered or attempt.outcome == RETRY:
+        return attempt.outcome
+    return "failed"

@@ -1,28 +1,35 @@
-"""Result callbacks: ``POST callback_url`` with ``{"event": "sms.result", "data": {…}}``, signed.
+"""Result callbacks: ``POST callback_url`` with ``{"event": "sms.result", "data": {…}}`` (shared.webhooks).
 
-Signed with the tenant's callback secret (``shared.webhooks``), 5 s timeout, no redirects, the address checked
-again before each attempt. Network errors, 5xx and 429 are retried on a schedule (about 10 s, 30 s, 1 min,
-5 min, 10 min, 30 min, 1 h, with jitter); other answers end it. Every attempt is recorded. Each attempt is
-claimed with a guarded UPDATE on the attempt number, so a task delivered twice posts once.
+Signed by the Standard Webhooks specification with the tenant's callback secret(s); the ``webhook-id`` is
+derived from the message, so every retry of one result carries the same id. Retried on the shared schedule
+(``SMS_CALLBACK_RETRY_DELAYS``); every attempt is recorded in ``callback_attempts``.
+
+One delivery is two units of work around the POST: the claim is committed first (a guarded UPDATE on the
+attempt number, so a task delivered twice posts once, and a lease so the sweep leaves it alone meanwhile),
+then the attempt and the message's next step are committed together. No transaction is open during the POST.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import random
-import time
-from dataclasses import dataclass
 from datetime import timedelta
 
-import requests
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from shared.db import isoformat, utcnow
-from shared.webhook_urls import UrlRefused, check_before_delivery
-from shared.webhooks import signature_headers
+from shared.transactions import atomic
+from shared.webhooks import (
+    DELIVERED,
+    GAVE_UP,
+    REJECTED,
+    RETRY,
+    Attempt,
+    SigningSecrets,
+    WebhookSender,
+    event_webhook_id,
+)
 from sms_service.metrics import CALLBACK_ATTEMPTS
 from sms_service.models import (
     CALLBACK_DELIVERED,
@@ -35,20 +42,11 @@ from sms_service.models import (
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["DELIVERED", "GAVE_UP", "REJECTED", "RETRY", "attempts_of", "deliver_callback", "payload"]
+
 EVENT = "sms.result"
 USER_AGENT = "laundry-sms-callback/1.0"
 LEASE_SECONDS = 60  # how long a claimed attempt may take before the sweep may publish it again
-
-DELIVERED = "delivered"
-RETRY = "retry"
-GAVE_UP = "gave_up"
-REJECTED = "rejected"
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    outcome: str
-    next_delay: float | None = None
 
 
 def payload(message: Message) -> dict:
@@ -64,94 +62,65 @@ def payload(message: Message) -> dict:
     }
 
 
-def deliver_callback(session: Session, message_id: str, attempt: int) -> AttemptResult | None:
+def sender() -> WebhookSender:
+    config = current_app.config
+    return WebhookSender(
+        user_agent=USER_AGENT,
+        retry_delays=config["CALLBACK_RETRY_SCHEDULE"],
+        allow_private=config["CALLBACK_ALLOW_PRIVATE"],
+        timeout=config["CALLBACK_TIMEOUT_SECONDS"],
+    )
+
+
+def deliver_callback(session: Session, message_id: str, attempt: int) -> Attempt | None:
     """Make attempt number ``attempt`` (1-based); None when it was already made or is not due."""
     now = utcnow()
-    claimed = session.execute(
-        update(Message)
-        .where(
-            Message.id == message_id,
-            Message.callback_status == CALLBACK_PENDING,
-            Message.callback_attempts == attempt - 1,
-        )
-        .values(callback_attempts=attempt, callback_next_at=now + timedelta(seconds=LEASE_SECONDS))
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    session.commit()
-    if not claimed:
-        return None
-    message, secret = session.execute(
-        select(Message, Tenant.callback_secret)
-        .join(Tenant, Tenant.id == Message.tenant_id)
-        .where(Message.id == message_id)
-    ).one()
-    body = json.dumps(payload(message), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    status_code, error, started = None, None, time.perf_counter()
-    try:
-        check_before_delivery(message.callback_url, current_app.config["CALLBACK_ALLOW_PRIVATE"])
-        response = requests.post(
-            message.callback_url,
-            data=body,
-            headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "User-Agent": USER_AGENT,
-                **signature_headers(secret, body),
-            },
-            timeout=current_app.config["CALLBACK_TIMEOUT_SECONDS"],
-            allow_redirects=False,
-        )
-        status_code = response.status_code
-    except UrlRefused as exc:
-        error = f"refused: {exc}"
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {str(exc)[:200]}"
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    result = _classify(status_code, error, attempt)
-    _record(session, message, attempt, status_code, error, duration_ms, result)
+    with atomic(session):  # the claim, committed before the POST
+        claimed = session.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.callback_status == CALLBACK_PENDING,
+                Message.callback_attempts == attempt - 1,
+            )
+            .values(callback_attempts=attempt, callback_next_at=now + timedelta(seconds=LEASE_SECONDS))
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not claimed:
+            return None
+        message, *signing = session.execute(
+            select(
+                Message,
+                Tenant.callback_secret,
+                Tenant.previous_callback_secret,
+                Tenant.previous_callback_secret_expires_at,
+            )
+            .join(Tenant, Tenant.id == Message.tenant_id)
+            .where(Message.id == message_id)
+        ).one()
+        url, body = message.callback_url, payload(message)
+    result = sender().send(
+        url, event_webhook_id(EVENT, message_id), body, SigningSecrets(*signing).active(now), attempt
+    )
+    with atomic(session):  # the attempt and the message's next step, together
+        _record(session, message_id, result)
     CALLBACK_ATTEMPTS.labels(result.outcome).inc()
-    logger.info("callback %s attempt %d: %s (%s)", message_id, attempt, result.outcome, status_code or error)
     return result
 
 
-def _classify(status_code: int | None, error: str | None, attempt: int) -> AttemptResult:
-    if status_code is not None and 200 <= status_code < 300:
-        return AttemptResult(DELIVERED)
-    if error is not None and error.startswith("refused"):
-        return AttemptResult(REJECTED)
-    retryable = status_code is None or status_code >= 500 or status_code == 429
-    schedule = current_app.config["CALLBACK_RETRY_SCHEDULE"]
-    if not retryable:
-        return AttemptResult(REJECTED)
-    if attempt > len(schedule):
-        return AttemptResult(GAVE_UP)
-    return AttemptResult(RETRY, schedule[attempt - 1] * random.uniform(0.9, 1.1))
-
-
-def _record(session, message, attempt, status_code, error, duration_ms, result: AttemptResult) -> None:
-    now = utcnow()
-    session.add(
-        CallbackAttempt(
-            message_id=message.id,
-            attempt=attempt,
-            attempted_at=now,
-            status_code=status_code,
-            error=error[:300] if error else None,
-            duration_ms=duration_ms,
-            outcome=result.outcome,
-        )
-    )
+def _record(session: Session, message_id: str, result: Attempt) -> None:
+    session.add(CallbackAttempt(message_id=message_id, **result.columns()))
     if result.outcome == RETRY:
-        values = {"callback_next_at": now + timedelta(seconds=result.next_delay or 0)}
+        values = {"callback_next_at": utcnow() + timedelta(seconds=result.next_delay or 0)}
     else:
-        status = CALLBACK_DELIVERED if result.outcome == DELIVERED else CALLBACK_FAILED
+        status = CALLBACK_DELIVERED if result.delivered else CALLBACK_FAILED
         values = {"callback_status": status, "callback_next_at": None}
     session.execute(
         update(Message)
-        .where(Message.id == message.id, Message.callback_attempts == attempt)
+        .where(Message.id == message_id, Message.callback_attempts == result.number)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
 
 
 def attempts_of(session: Session, message_id: str) -> list[CallbackAttempt]:

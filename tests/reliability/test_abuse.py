@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.wrappers import Response
 
-from shared.webhook_urls import is_public
+from shared.webhooks import is_public
 from tests.factories import create_payment_tenant, create_sms_tenant
 from tests.fakes.server import serve_in_thread
 from tests.payment.conftest import headers_of, secret_fragments

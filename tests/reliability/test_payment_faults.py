@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from standardwebhooks import Webhook
 
 from payment_service.settings import generate_secret_key
 from tests.e2e.processes import (
@@ -46,6 +47,7 @@ class PaymentStack:
     receiver_url: str
     config_ids: dict
     log_dir: object
+    notify_secret: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -62,8 +64,12 @@ class PaymentStack:
         return requests.get(url, headers=self.headers, timeout=5).json()["data"]
 
     def forwarded(self, transaction_id: str) -> list[dict]:
-        bodies = [json.loads(item.body) for item in list(self.receiver.received)]
-        return [body for body in bodies if body["data"]["transaction_id"] == transaction_id]
+        """The forwards of one order, each verified as the business would, with the reference library."""
+        return [
+            Webhook(self.notify_secret).verify(item.body, item.headers)
+            for item in list(self.receiver.received)
+            if json.loads(item.body)["data"]["transaction_id"] == transaction_id
+        ]
 
     def notify_url(self, channel: str) -> str:
         mode = "wechat_split" if channel == "wechat" else "alipay_direct"
@@ -95,7 +101,7 @@ def stack(databases, broker_url, postgres_required, tmp_path_factory) -> Iterato
             CHANNEL_TIMEOUT_SECONDS="3",
             NOTIFY_ALLOW_PRIVATE="true",
             RETRY_BASE_SECONDS="0.5",
-            FORWARD_MAX_ATTEMPTS=str(MAX_FORWARD_ATTEMPTS),
+            FORWARD_RETRY_DELAYS=",".join(["0.5"] * (MAX_FORWARD_ATTEMPTS - 1)),
             PROFIT_SHARING_DELAY_SECONDS="0",
             PROFIT_SHARING_POLL_SECONDS="1",
             RECONCILE_INTERVAL_SECONDS="1",
@@ -127,7 +133,15 @@ def stack(databases, broker_url, postgres_required, tmp_path_factory) -> Iterato
                 )
                 assert bound.status_code == 200, bound.text
             yield PaymentStack(
-                base_url, tenant["api_key"], wechat, alipay, receiver, receiver_url, config_ids, log_dir
+                base_url,
+                tenant["api_key"],
+                wechat,
+                alipay,
+                receiver,
+                receiver_url,
+                config_ids,
+                log_dir,
+                tenant["notify_secret"],
             )
         watched = [tenant["api_key"], tenant["notify_secret"], secret_key, *secret_fragments()]
         logs = {path.name: path.read_text(errors="replace") for path in log_dir.glob("*.log")}

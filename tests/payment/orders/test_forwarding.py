@@ -1,4 +1,5 @@
-"""Forwarding payment.result to the business: signed, retried on the row's schedule, each attempt recorded."""
+"""Forwarding payment.result to the business: signed by Standard Webhooks (checked by the reference library),
+retried on the shared schedule, DNS failures retried, each attempt recorded, the notify secret rotated."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import json
 from datetime import timedelta
 
 import pytest
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from payment_service.models import ForwardAttempt, OrderForward, Tenant
 from payment_service.orders.forwarding import deliver_forward
 from shared.db import utcnow
-from shared.webhooks import verify_signature
+from tests.fakes.dns import FakeDns
 from tests.fakes.payment_server import Answer, NotifyReceiver, running
 from tests.payment.orders.helpers import WECHAT_SITE, order_of, placed
 
@@ -18,7 +21,14 @@ from tests.payment.orders.helpers import WECHAT_SITE, order_of, placed
 @pytest.fixture
 def allow_private(payment_app, monkeypatch):
     monkeypatch.setitem(payment_app.config, "NOTIFY_ALLOW_PRIVATE", True)
-    monkeypatch.setitem(payment_app.config, "RETRY_BASE_SECONDS", 60.0)
+
+
+def verifies(secret: str, received) -> bool:
+    try:
+        Webhook(secret).verify(received.body, received.headers)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 def paid_order(client, api_key, wechat, notify_url: str) -> str:
@@ -47,8 +57,8 @@ def test_result_is_posted_signed_with_the_tenant_secret(
     [received] = receiver.received
     assert received.path == "/pay/callback"
     secret = payment_db.get(Tenant, payment_tenant[0].id).notify_secret
-    headers = {key.lower(): value for key, value in received.headers.items()}
-    assert verify_signature(secret, received.body, headers["x-signature-timestamp"], headers["x-signature"])
+    assert verifies(secret, received)
+    assert received.headers["Webhook-Id"] == f"payment_result_{transaction_id}"
     payload = json.loads(received.body)
     order = order_of(payment_client, admin, transaction_id)
     assert payload == {
@@ -73,17 +83,17 @@ def test_failures_are_retried_with_backoff_and_every_attempt_is_recorded(
     payment_client, admin, payment_db, fakes, sites, published, allow_private
 ):
     wechat, _ = fakes
-    answers = iter([Answer(500), Answer(302, content_type="text/plain"), Answer(204)])
+    answers = iter([Answer(500), Answer(429, content_type="text/plain"), Answer(204)])
     receiver = NotifyReceiver(lambda notification: next(answers))
     with running(receiver) as url:
         transaction_id = paid_order(payment_client, admin, wechat, url + "/cb")
         first_delay = deliver_forward(payment_db, transaction_id)
-        assert 30 <= first_delay <= 60  # the first retry within a minute
+        assert 4.5 <= first_delay <= 5.5  # the first retry within a minute
         assert deliver_forward(payment_db, transaction_id) is None  # not due yet: nothing posted
         assert len(receiver.received) == 1
         make_due(payment_db, transaction_id)
         second_delay = deliver_forward(payment_db, transaction_id)
-        assert 60 <= second_delay <= 120
+        assert 54 <= second_delay <= 66
         make_due(payment_db, transaction_id)
         assert deliver_forward(payment_db, transaction_id) is None
 
@@ -91,22 +101,73 @@ def test_failures_are_retried_with_backoff_and_every_attempt_is_recorded(
     attempts = (
         payment_db.query(ForwardAttempt)
         .filter_by(forward_id=forward.id)
-        .order_by(ForwardAttempt.number)
+        .order_by(ForwardAttempt.attempt)
         .all()
     )
-    assert [(a.number, a.http_status, a.error) for a in attempts] == [
-        (1, 500, "HTTP 500"),
-        (2, 302, "HTTP 302"),
-        (3, 204, None),
+    assert [(a.attempt, a.status_code, a.error, a.outcome) for a in attempts] == [
+        (1, 500, "HTTP 500", "retry"),
+        (2, 429, "HTTP 429", "retry"),
+        (3, 204, None, "delivered"),
     ]
     assert forward.status == "delivered" and len(receiver.received) == 3
+    ids = {received.headers["Webhook-Id"] for received in receiver.received}
+    assert ids == {f"payment_result_{transaction_id}"}  # one event: the same id on every retry
 
 
-def test_forwarding_gives_up_after_the_maximum_attempts(
+@pytest.mark.parametrize("status", [302, 404])
+def test_a_3xx_or_other_4xx_is_not_retried(
+    payment_client, admin, payment_db, fakes, sites, published, allow_private, status
+):
+    wechat, _ = fakes
+    receiver = NotifyReceiver(lambda notification: Answer(status, content_type="text/plain"))
+    with running(receiver) as url:
+        transaction_id = paid_order(payment_client, admin, wechat, url + "/cb")
+        assert deliver_forward(payment_db, transaction_id) is None
+    forwarding = order_of(payment_client, admin, transaction_id)["forwarding"]
+    assert (forwarding["status"], forwarding["attempts"], forwarding["last_http_status"]) == (
+        "failed",
+        1,
+        status,
+    )
+
+
+def test_a_notify_host_that_does_not_resolve_is_retried_then_delivered_once_it_does(
+    payment_client,
+    admin,
+    payment_db,
+    payment_app,
+    payment_tenant,
+    fakes,
+    sites,
+    published,
+    allow_private,
+    monkeypatch,
+):
+    wechat, _ = fakes
+    dns = FakeDns().install(monkeypatch)
+    receiver = NotifyReceiver(lambda notification: Answer(200, b"ok"))
+    with running(receiver) as url:
+        port = url.rsplit(":", 1)[1]
+        transaction_id = paid_order(payment_client, admin, wechat, f"http://{FakeDns.NAME}:{port}/cb")
+        monkeypatch.setitem(payment_app.config, "NOTIFY_ALLOW_PRIVATE", False)
+        delay = deliver_forward(payment_db, transaction_id)
+        assert delay is not None and delay <= 60
+        forwarding = order_of(payment_client, admin, transaction_id)["forwarding"]
+        assert forwarding["status"] == "pending" and forwarding["last_error"].startswith("DNS: ")
+        dns.address = "127.0.0.1"  # resolves now, to the receiver (on loopback, hence allowed here)
+        monkeypatch.setitem(payment_app.config, "NOTIFY_ALLOW_PRIVATE", True)
+        make_due(payment_db, transaction_id)
+        assert deliver_forward(payment_db, transaction_id) is None
+    [received] = receiver.received
+    assert verifies(payment_db.get(Tenant, payment_tenant[0].id).notify_secret, received)
+    assert order_of(payment_client, admin, transaction_id)["forwarding"]["status"] == "delivered"
+
+
+def test_forwarding_gives_up_after_the_last_scheduled_retry(
     payment_client, admin, payment_db, payment_app, fakes, sites, published, allow_private, monkeypatch
 ):
     wechat, _ = fakes
-    monkeypatch.setitem(payment_app.config, "FORWARD_MAX_ATTEMPTS", 2)
+    monkeypatch.setitem(payment_app.config, "FORWARD_RETRY_SCHEDULE", (0.1,))
     receiver = NotifyReceiver(lambda notification: Answer(503))
     with running(receiver) as url:
         transaction_id = paid_order(payment_client, admin, wechat, url + "/cb")
@@ -128,7 +189,7 @@ def test_unreachable_receiver_is_recorded_as_an_error(
     transaction_id = paid_order(payment_client, admin, wechat, "http://127.0.0.1:9/cb")
     assert deliver_forward(payment_db, transaction_id) is not None
     forwarding = order_of(payment_client, admin, transaction_id)["forwarding"]
-    assert forwarding["last_http_status"] is None and forwarding["last_error"] == "ConnectionError"
+    assert forwarding["last_http_status"] is None and forwarding["last_error"].startswith("ConnectionError")
 
 
 def test_a_private_address_is_refused_again_at_delivery_time(
@@ -213,3 +274,35 @@ def test_orders_paid_within_the_linger_share_one_publish(
     assert done.wait(10)  # paid within the linger of that publish: together, in the next one
     assert sent[1:] == [(outbox.FORWARD_MANY_TASK, [later])]
     payment_app.extensions.pop("payment_forward_publisher")
+
+
+def test_rotated_notify_secret_both_sign_during_the_overlap_then_only_the_new_one(
+    payment_app, payment_client, admin, payment_db, payment_tenant, fakes, sites, published, allow_private
+):
+    wechat, _ = fakes
+    tenant_id = payment_tenant[0].id
+    old = payment_db.get(Tenant, tenant_id).notify_secret
+    result = payment_app.test_cli_runner().invoke(args=["tenant", "rotate-secret", "--tenant", tenant_id])
+    assert result.exit_code == 0, result.output
+    new = json.loads(result.output)["notify_secret"]
+    assert new.startswith("whsec_") and new != old
+
+    receiver = NotifyReceiver(lambda notification: Answer(200, b"ok"))
+    with running(receiver) as url:
+        during = paid_order(payment_client, admin, wechat, url + "/cb")
+        assert deliver_forward(payment_db, during) is None
+        tenant = payment_db.get(Tenant, tenant_id)
+        tenant.previous_notify_secret_expires_at = utcnow() - timedelta(seconds=1)
+        payment_db.commit()
+        after = placed(payment_client, admin, amount=21, out_order_no="BIZ-R", notify_url=url + "/cb")
+        assert wechat.pay(after["transaction_id"]).status == 204
+        assert deliver_forward(payment_db, after["transaction_id"]) is None
+    first, second = receiver.received
+    assert verifies(old, first) and verifies(new, first)
+    assert verifies(new, second) and not verifies(old, second)
+
+
+def test_tenant_create_prints_a_whsec_notify_secret(payment_app, payment_db):
+    result = payment_app.test_cli_runner().invoke(args=["tenant", "create", "--name", "华南加盟商"])
+    secret = json.loads(result.output)["notify_secret"]
+    assert secret.startswith("whsec_") and Webhook(secret)

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from shared.webhook_urls import UrlRefused, check_public_url, is_public
+from shared.webhooks import UrlRefused, check_public_url, is_public
 from sms_service.mobiles import mask_mobile, normalise_mobile
 
 
