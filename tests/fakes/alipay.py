@@ -12,10 +12,16 @@ through the control API:
 - `POST /__fake__/apps`                {"app_id", "public_key", "seller_id"?}
 - `POST /__fake__/pay/{out_trade_no}`  {"app_id"?}: mark paid and POST the notification; answers the delivery
 - `GET  /__fake__/orders`              trades; `GET /__fake__/deliveries` notifications posted and answers
-- `POST /__fake__/config`              {"latency_ms"}
+- `GET  /__fake__/refunds`             refunds; `POST /__fake__/refunds/settle` {"out_trade_no",
+                                       "out_request_no"} finishes a pending one
+- `GET  /__fake__/calls`               gateway calls received, per method (e.g. {"alipay.trade.refund": 1})
+- `POST /__fake__/config`              {"latency_ms", "refund_fund_change", "refund_settle_on_query"}
 - `POST /__fake__/fail_next`           {"count", "kind": error|delay|unsigned|bad_signature, "status" (200 =
-                                       a signed business error), "code", "sub_code", "message", "delay_ms"}
-- `POST /__fake__/reset`               forget trades, deliveries and faults (apps are kept)
+                                       a signed business error), "code", "sub_code", "message", "delay_ms",
+                                       "method"? (only calls of that method)}
+- `POST /__fake__/reset`               forget trades, refunds, deliveries, calls and faults (apps are kept)
+
+Refunds live in `tests.fakes.alipay_refunds`, what every method shares in `tests.fakes.alipay_protocol`.
 """
 
 from __future__ import annotations
@@ -23,15 +29,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import re
 import secrets
-import string
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -43,28 +47,28 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from payment_service.channels.keys import load_public_key
+from tests.fakes.alipay_protocol import (
+    BEIJING,
+    TIME_FORMAT,
+    AlipayError,
+    beijing_now,
+    business_error,
+    digits,
+    invalid,
+    yuan_amount,
+)
+from tests.fakes.alipay_refunds import RefundDesk, refund_rules
 from tests.fakes.keys import TestKeyPair, key_pair
 
-BEIJING = timezone(timedelta(hours=8))
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-_AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
-METHODS = ("alipay.trade.create", "alipay.trade.query", "alipay.trade.close")
+__all__ = ["BEIJING", "AlipayError", "Delivery", "FakeAlipay", "FakeApp", "FakeTrade"]
 
-
-class AlipayError(Exception):
-    """A refusal inside a signed `<method>_response`: code, msg, sub_code, sub_msg."""
-
-    def __init__(self, code: str, msg: str, sub_code: str, sub_msg: str) -> None:
-        super().__init__(sub_msg)
-        self.body = {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}
-
-
-def _business_error(sub_code: str, sub_msg: str) -> AlipayError:
-    return AlipayError("40004", "Business Failed", sub_code, sub_msg)
-
-
-def _invalid(sub_code: str, sub_msg: str) -> AlipayError:
-    return AlipayError("40002", "Invalid Arguments", sub_code, sub_msg)
+METHODS = (
+    "alipay.trade.create",
+    "alipay.trade.query",
+    "alipay.trade.close",
+    "alipay.trade.refund",
+    "alipay.trade.fastpay.refund.query",
+)
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Fault:
     sub_code: str = "isp.unknow-error"
     message: str = "系统繁忙"
     delay_ms: int = 0
+    method: str | None = None  # only calls of this method (e.g. "alipay.trade.refund"); None: any call
 
 
 @dataclass
@@ -110,20 +115,12 @@ class Delivery:
         return self.status == 200 and self.body.strip() == "success"
 
 
-def _beijing_now() -> str:
-    return datetime.now(BEIJING).strftime(TIME_FORMAT)
-
-
-def _digits(length: int) -> str:
-    return "".join(secrets.choice(string.digits) for _ in range(length))
-
-
 def _sign_content(params: dict[str, str], *, drop: tuple[str, ...], keep_empty: bool) -> str:
     items = sorted((k, v) for k, v in params.items() if k not in drop and (keep_empty or v != ""))
     return "&".join(f"{k}={v}" for k, v in items)
 
 
-class FakeAlipay:
+class FakeAlipay(RefundDesk):
     """The fake's state and protocol; an instance is a WSGI app."""
 
     def __init__(self, *, alipay_keys: TestKeyPair | None = None) -> None:
@@ -132,9 +129,13 @@ class FakeAlipay:
         self.trades: dict[tuple[str, str], FakeTrade] = {}
         self.deliveries: list[Delivery] = []
         self.latency_ms = 0
+        self.refund_fund_change = True  # False: new refunds answer fund_change N and wait to be settled
+        self.refund_settle_on_query = True  # a pending refund settles on its first query
         self.requests_seen = 0
+        self.calls: Counter[str] = Counter()  # gateway calls received per method, refused ones included
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
+        self._init_refunds()
         self._url_map = Map(
             [
                 Rule("/gateway.do", methods=["GET", "POST"], endpoint="gateway"),
@@ -143,9 +144,11 @@ class FakeAlipay:
                 Rule("/__fake__/pay/<no>", methods=["POST"], endpoint="ctl_pay"),
                 Rule("/__fake__/orders", methods=["GET"], endpoint="ctl_orders"),
                 Rule("/__fake__/deliveries", methods=["GET"], endpoint="ctl_deliveries"),
+                Rule("/__fake__/calls", methods=["GET"], endpoint="ctl_calls"),
                 Rule("/__fake__/config", methods=["POST"], endpoint="ctl_config"),
                 Rule("/__fake__/fail_next", methods=["POST"], endpoint="ctl_fail_next"),
                 Rule("/__fake__/reset", methods=["POST"], endpoint="ctl_reset"),
+                *refund_rules(),
             ]
         )
 
@@ -160,7 +163,7 @@ class FakeAlipay:
     ) -> FakeApp:
         """Make an app known: its public key (uploaded to Alipay's console) verifies its calls."""
         key = load_public_key(public_key) if isinstance(public_key, str) else public_key
-        app = FakeApp(app_id, key, seller_id or "2088" + _digits(12))
+        app = FakeApp(app_id, key, seller_id or "2088" + digits(12))
         with self._lock:
             self.apps[app_id] = app
         return app
@@ -173,6 +176,8 @@ class FakeAlipay:
         with self._lock:
             self.trades.clear()
             self.deliveries.clear()
+            self.calls.clear()
+            self._init_refunds()
             self._faults.clear()
             self.requests_seen = 0
 
@@ -198,7 +203,7 @@ class FakeAlipay:
                 raise ValueError(f"trade {out_trade_no} is closed")
             if trade.trade_status == "WAIT_BUYER_PAY":
                 trade.trade_status = "TRADE_SUCCESS"
-                trade.gmt_payment = _beijing_now()
+                trade.gmt_payment = beijing_now()
         if not trade.notify_url:
             raise ValueError(f"trade {out_trade_no} has no notify_url")
         return self.deliver(trade.notify_url, self.build_notification(trade), out_trade_no)
@@ -211,7 +216,7 @@ class FakeAlipay:
         if "buyer_open_id" in trade.biz:
             buyer = {"buyer_open_id": trade.biz["buyer_open_id"]}
         form = {
-            "notify_time": _beijing_now(),
+            "notify_time": beijing_now(),
             "notify_type": "trade_status_sync",
             "notify_id": uuid.uuid4().hex,
             "charset": "utf-8",
@@ -266,15 +271,18 @@ class FakeAlipay:
         return response(environ, start_response)
 
     def _gateway(self, request: Request) -> Response:
+        params = {**request.args.to_dict(), **request.form.to_dict()}
+        method = params.get("method", "")
         with self._lock:
             self.requests_seen += 1
-            fault = self._faults.pop(0) if self._faults else None
+            self.calls[method] += 1
+            fault = next((f for f in self._faults if f.method in (None, method)), None)
+            if fault is not None:
+                self._faults.remove(fault)
         if self.latency_ms:
             time.sleep(self.latency_ms / 1000)
         if fault and fault.kind == "delay":
             time.sleep(fault.delay_ms / 1000)
-        params = {**request.args.to_dict(), **request.form.to_dict()}
-        method = params.get("method", "")
         root = method.replace(".", "_") + "_response" if method in METHODS else "error_response"
         if fault and fault.kind == "error":
             if fault.status != 200:
@@ -305,69 +313,66 @@ class FakeAlipay:
         if not method:
             raise AlipayError("40001", "Missing Required Arguments", "isv.missing-method", "缺少方法名参数")
         if method not in METHODS:
-            raise _invalid("isv.invalid-method", "不存在的方法名")
+            raise invalid("isv.invalid-method", "不存在的方法名")
         app = self.apps.get(params.get("app_id", ""))
         if app is None:
-            raise _invalid("isv.invalid-app-id", "无效的AppID参数")
+            raise invalid("isv.invalid-app-id", "无效的AppID参数")
         if params.get("sign_type") != "RSA2":
-            raise _invalid("isv.invalid-signature-type", "无效的签名类型")
+            raise invalid("isv.invalid-signature-type", "无效的签名类型")
         if params.get("charset", "utf-8").lower() != "utf-8":
-            raise _invalid("isv.invalid-charset", "字符集错误")
+            raise invalid("isv.invalid-charset", "字符集错误")
         if params.get("version") != "1.0":
-            raise _invalid("isv.invalid-version", "版本号错误")
+            raise invalid("isv.invalid-version", "版本号错误")
         try:
             datetime.strptime(params.get("timestamp", ""), TIME_FORMAT)
         except ValueError:
-            raise _invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
+            raise invalid("isv.invalid-timestamp", "非法的时间戳参数") from None
         content = _sign_content(params, drop=("sign",), keep_empty=False)
         try:
             signature = base64.b64decode(params.get("sign", ""), validate=True)
             app.public_key.verify(signature, content.encode(), padding.PKCS1v15(), hashes.SHA256())
         except (InvalidSignature, ValueError):
-            raise _invalid("isv.invalid-signature", "验签出错") from None
+            raise invalid("isv.invalid-signature", "验签出错") from None
 
     @staticmethod
     def _biz(params: dict[str, str]) -> dict[str, Any]:
         try:
             biz = json.loads(params.get("biz_content") or "{}")
         except ValueError:
-            raise _invalid("isv.invalid-parameter", "biz_content 不是合法的 JSON") from None
+            raise invalid("isv.invalid-parameter", "biz_content 不是合法的 JSON") from None
         if not isinstance(biz, dict):
-            raise _invalid("isv.invalid-parameter", "biz_content 须为 JSON 对象")
+            raise invalid("isv.invalid-parameter", "biz_content 须为 JSON 对象")
         return biz
 
     def _alipay_trade_create(self, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
         app = self.apps[params["app_id"]]
         out_trade_no = biz.get("out_trade_no")
         if not isinstance(out_trade_no, str) or not 1 <= len(out_trade_no) <= 64:
-            raise _business_error("ACQ.INVALID_PARAMETER", "out_trade_no 必填且不超过 64 位")
+            raise business_error("ACQ.INVALID_PARAMETER", "out_trade_no 必填且不超过 64 位")
         amount = biz.get("total_amount")
-        if not isinstance(amount, str | int | float) or not _AMOUNT.match(str(amount)):
-            raise _business_error("ACQ.INVALID_PARAMETER", "total_amount 须为元，最多两位小数")
-        if not Decimal("0.01") <= Decimal(str(amount)) <= Decimal("100000000"):
-            raise _business_error("ACQ.INVALID_PARAMETER", "total_amount 超出范围")
+        yuan_amount(amount, "total_amount")
         subject = biz.get("subject")
         if not isinstance(subject, str) or not 1 <= len(subject) <= 256:
-            raise _business_error("ACQ.INVALID_PARAMETER", "subject 必填且不超过 256 字符")
+            raise business_error("ACQ.INVALID_PARAMETER", "subject 必填且不超过 256 字符")
         if not (biz.get("buyer_id") or biz.get("buyer_open_id")):
-            raise _business_error("ACQ.INVALID_PARAMETER", "buyer_id 与 buyer_open_id 不能同时为空")
+            raise business_error("ACQ.INVALID_PARAMETER", "buyer_id 与 buyer_open_id 不能同时为空")
         if biz.get("seller_id") and biz["seller_id"] != app.seller_id:
-            raise _business_error("ACQ.INVALID_PARAMETER", "seller_id 与应用不匹配")
+            raise business_error("ACQ.INVALID_PARAMETER", "seller_id 与应用不匹配")
         biz = {**biz, "total_amount": str(amount)}
         key = (app.app_id, out_trade_no)
         with self._lock:
             trade = self.trades.get(key)
             if trade is not None:
                 if trade.trade_status == "TRADE_CLOSED":
-                    raise _business_error("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
+                    raise business_error("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
                 if trade.trade_status != "WAIT_BUYER_PAY":
-                    raise _business_error("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
+                    raise business_error("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
                 if trade.biz != biz:
-                    raise _business_error("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
+                    raise business_error("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
             else:
-                trade_no = datetime.now(BEIJING).strftime("%Y%m%d") + "22001" + _digits(15)
+                trade_no = datetime.now(BEIJING).strftime("%Y%m%d") + "22001" + digits(15)
                 trade = FakeTrade(app.app_id, out_trade_no, trade_no, biz, params.get("notify_url"))
-                trade.gmt_create = _beijing_now()
+                trade.gmt_create = beijing_now()
                 self.trades[key] = trade
         return {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no}
 
@@ -378,7 +383,7 @@ class FakeAlipay:
                 trade.out_trade_no == biz.get("out_trade_no") or trade.trade_no == biz.get("trade_no")
             ):
                 return trade
-        raise _business_error("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        raise business_error("ACQ.TRADE_NOT_EXIST", "交易不存在")
 
     def _alipay_trade_query(self, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -398,7 +403,7 @@ class FakeAlipay:
         with self._lock:
             trade = self._trade_for(params, biz)
             if trade.trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
-                raise _business_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+                raise business_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
             trade.trade_status = "TRADE_CLOSED"
         return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
 
@@ -436,12 +441,21 @@ class FakeAlipay:
             return {"deliveries": [asdict(delivery) for delivery in self.deliveries]}
 
     def _ctl_config(self, body: dict[str, Any]) -> dict[str, Any]:
-        if "latency_ms" in body:
-            self.latency_ms = int(body["latency_ms"])
-        return {"latency_ms": self.latency_ms}
+        with self._lock:
+            if "latency_ms" in body:
+                self.latency_ms = int(body["latency_ms"])
+            for name in ("refund_fund_change", "refund_settle_on_query"):
+                if name in body:
+                    setattr(self, name, bool(body[name]))
+            names = ("latency_ms", "refund_fund_change", "refund_settle_on_query")
+            return {name: getattr(self, name) for name in names}
+
+    def _ctl_calls(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {"calls": dict(self.calls)}
 
     def _ctl_fail_next(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = ("kind", "status", "code", "sub_code", "message", "delay_ms")
+        fields = ("kind", "status", "code", "sub_code", "message", "delay_ms", "method")
         self.fail_next(int(body.get("count", 1)), **{key: body[key] for key in fields if key in body})
         return {"queued": len(self._faults)}
 

@@ -12,12 +12,22 @@ through the control API:
                                        "sub_mchids"?}
 - `POST /__fake__/pay/{out_trade_no}`  {"mchid"?}: mark paid and POST the notification; answers the delivery
 - `GET  /__fake__/orders`              orders; `GET /__fake__/profitsharing` sharing orders and receivers
+- `GET  /__fake__/refunds`             refunds and profit-sharing return orders
+- `POST /__fake__/refunds/{out_refund_no}/settle`  {"status": SUCCESS|ABNORMAL|CLOSED, "mchid"?}: finish the
+                                       refund and POST its REFUND.* notification; answers the delivery
+- `POST /__fake__/return-orders/{out_return_no}/settle`  {"result": SUCCESS|FAILED, "fail_reason"?}
 - `GET  /__fake__/deliveries`          notifications posted and the answers they got
+- `GET  /__fake__/calls`               API calls received, per endpoint (e.g. {"refund": 1})
 - `POST /__fake__/config`              {"require_https_notify_url", "latency_ms", "sharing_auto_finish",
-                                       "max_sharing_ratio"}
+                                       "max_sharing_ratio", "refund_interval_ms", "refund_delay_ms",
+                                       "return_result"}
 - `POST /__fake__/fail_next`           {"count", "kind": error|delay|unsigned|bad_signature, "status", "code",
-                                       "message", "delay_ms"}
-- `POST /__fake__/reset`               forget orders, sharing, deliveries and faults (merchants are kept)
+                                       "message", "delay_ms", "endpoint"?}
+- `POST /__fake__/reset`               forget orders, sharing, refunds, deliveries, calls and faults
+                                       (merchants are kept)
+
+Profit sharing and its return orders live in `tests.fakes.wechatpay_sharing`, refunds in
+`tests.fakes.wechatpay_refunds`, the pieces every endpoint shares in `tests.fakes.wechatpay_protocol`.
 """
 
 from __future__ import annotations
@@ -31,8 +41,9 @@ import string
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,27 +52,42 @@ import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from payment_service.channels.keys import load_public_key
 from tests.fakes.keys import TestKeyPair, key_pair
+from tests.fakes.wechatpay_protocol import (
+    ALNUM,
+    BEIJING,
+    SIGNATURE_SCHEME,
+    Reply,
+    WechatError,
+    dumps,
+    notification_body,
+    now_rfc3339,
+    random_string,
+    require_str,
+)
+from tests.fakes.wechatpay_refunds import RefundDesk, refund_rules
+from tests.fakes.wechatpay_sharing import FakeSharingOrder, SharingDesk, sharing_rules
 
-SIGNATURE_SCHEME = "WECHATPAY2-SHA256-RSA2048"
-BEIJING = timezone(timedelta(hours=8))
+__all__ = [
+    "BEIJING",
+    "Delivery",
+    "FakeConfig",
+    "FakeMerchant",
+    "FakeOrder",
+    "FakeSharingOrder",
+    "FakeWechatPay",
+    "WechatError",
+]
+
 OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
 _AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
-_ALNUM = string.ascii_letters + string.digits
-
-
-class WechatError(Exception):
-    """Becomes WeChat's error answer: HTTP status + {"code", "message"}."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+# Benchmarks import these two from here.
+_random, _now_rfc3339 = random_string, now_rfc3339
 
 
 @dataclass
@@ -95,19 +121,13 @@ class FakeOrder:
         return self.request["amount"]["total"]
 
     @property
+    def paid(self) -> bool:
+        """Paid, refunded in part or whole (REFUND) included."""
+        return self.trade_state in ("SUCCESS", "REFUND")
+
+    @property
     def profit_sharing(self) -> bool:
         return bool((self.request.get("settle_info") or {}).get("profit_sharing"))
-
-
-@dataclass
-class FakeSharingOrder:
-    mchid: str
-    sub_mchid: str | None
-    transaction_id: str
-    out_order_no: str
-    order_id: str
-    receivers: list[dict[str, Any]]
-    state: str = "PROCESSING"
 
 
 @dataclass
@@ -142,28 +162,16 @@ class FakeConfig:
     max_sharing_ratio: Decimal = Decimal(
         1
     )  # real sub-merchants grant 30% by default; the fake does not limit
+    # Two different refunds of one order closer than this answer FREQUENCY_LIMITED (WeChat asks for about a
+    # minute between partial refunds); 0 is no limit.
+    refund_interval_ms: int = 0
+    # None: refunds stay PROCESSING until settle_refund(); a number: SUCCESS (and its notification) that
+    # many milliseconds after the refund is accepted.
+    refund_delay_ms: int | None = None
+    return_result: str = "SUCCESS"  # what a new return order answers: SUCCESS, or PROCESSING until settled
 
 
-@dataclass
-class _Reply:
-    status: int
-    payload: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _random(alphabet: str, length: int) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(length))
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(BEIJING).isoformat(timespec="seconds")
-
-
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class FakeWechatPay:
+class FakeWechatPay(SharingDesk, RefundDesk):
     """The fake's state and protocol; an instance is a WSGI app."""
 
     def __init__(
@@ -174,16 +182,17 @@ class FakeWechatPay:
         public_key_id: str | None = None,
     ) -> None:
         self.platform_keys = platform_keys or key_pair("wechatpay-platform")
-        self.public_key_id = public_key_id or "PUB_KEY_ID_" + _random(string.digits, 28)
+        self.public_key_id = public_key_id or "PUB_KEY_ID_" + random_string(string.digits, 28)
         self.config = FakeConfig(require_https_notify_url=require_https_notify_url)
         self.merchants: dict[str, FakeMerchant] = {}
         self.orders: dict[tuple[str, str, str], FakeOrder] = {}
-        self.sharing_orders: dict[tuple[str, str, str], FakeSharingOrder] = {}
-        self.receivers: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.deliveries: list[Delivery] = []
         self.requests_seen = 0
+        self.calls: Counter[str] = Counter()  # API calls received per endpoint, faulted and refused included
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
+        self._init_sharing()
+        self._init_refunds()
         self._url_map = Map(
             [
                 Rule("/v3/pay/partner/transactions/jsapi", methods=["POST"], endpoint="create_partner"),
@@ -198,18 +207,17 @@ class FakeWechatPay:
                     "/v3/pay/partner/transactions/out-trade-no/<no>/close", methods=["POST"], endpoint="close"
                 ),
                 Rule("/v3/pay/transactions/out-trade-no/<no>/close", methods=["POST"], endpoint="close"),
-                Rule("/v3/profitsharing/receivers/add", methods=["POST"], endpoint="add_receiver"),
-                Rule("/v3/profitsharing/orders", methods=["POST"], endpoint="create_sharing"),
-                Rule("/v3/profitsharing/orders/<no>", methods=["GET"], endpoint="query_sharing"),
                 Rule("/__fake__/platform", methods=["GET"], endpoint="ctl_platform"),
                 Rule("/__fake__/merchants", methods=["POST"], endpoint="ctl_merchants"),
                 Rule("/__fake__/pay/<no>", methods=["POST"], endpoint="ctl_pay"),
                 Rule("/__fake__/orders", methods=["GET"], endpoint="ctl_orders"),
-                Rule("/__fake__/profitsharing", methods=["GET"], endpoint="ctl_profitsharing"),
                 Rule("/__fake__/deliveries", methods=["GET"], endpoint="ctl_deliveries"),
+                Rule("/__fake__/calls", methods=["GET"], endpoint="ctl_calls"),
                 Rule("/__fake__/config", methods=["POST"], endpoint="ctl_config"),
                 Rule("/__fake__/fail_next", methods=["POST"], endpoint="ctl_fail_next"),
                 Rule("/__fake__/reset", methods=["POST"], endpoint="ctl_reset"),
+                *sharing_rules(),
+                *refund_rules(),
             ]
         )
 
@@ -243,11 +251,12 @@ class FakeWechatPay:
     def reset(self) -> None:
         with self._lock:
             self.orders.clear()
-            self.sharing_orders.clear()
-            self.receivers.clear()
+            self._init_sharing()
             self.deliveries.clear()
             self._faults.clear()
             self.requests_seen = 0
+            self.calls.clear()
+            self._reset_refunds()
 
     def find_order(self, out_trade_no: str, mchid: str | None = None) -> FakeOrder:
         with self._lock:
@@ -271,34 +280,20 @@ class FakeWechatPay:
                 raise ValueError(f"order {out_trade_no} is closed")
             if order.trade_state == "NOTPAY":
                 order.trade_state = "SUCCESS"
-                order.transaction_id = "42000" + _random(string.digits, 23)
-                order.success_time = _now_rfc3339()
+                order.transaction_id = "42000" + random_string(string.digits, 23)
+                order.success_time = now_rfc3339()
         headers, body = self.build_notification(order)
         return self.deliver(order.request["notify_url"], headers, body, out_trade_no)
 
     def build_notification(self, order: FakeOrder, **overrides: Any) -> tuple[dict[str, str], bytes]:
         """Headers and body of the TRANSACTION.SUCCESS notification for a paid order, exactly as posted."""
-        merchant = self.merchants[order.mchid]
         resource = {**self._transaction(order), **overrides}
-        nonce = _random(_ALNUM, 12)
-        ciphertext = AESGCM(merchant.api_v3_key.encode()).encrypt(
-            nonce.encode(), _dumps(resource), b"transaction"
-        )
-        body = _dumps(
-            {
-                "id": str(uuid.uuid4()),
-                "create_time": _now_rfc3339(),
-                "resource_type": "encrypt-resource",
-                "event_type": "TRANSACTION.SUCCESS",
-                "summary": "支付成功",
-                "resource": {
-                    "original_type": "transaction",
-                    "algorithm": "AEAD_AES_256_GCM",
-                    "ciphertext": base64.b64encode(ciphertext).decode(),
-                    "associated_data": "transaction",
-                    "nonce": nonce,
-                },
-            }
+        body = notification_body(
+            self.merchants[order.mchid].api_v3_key,
+            resource,
+            event_type="TRANSACTION.SUCCESS",
+            summary="支付成功",
+            original_type="transaction",
         )
         headers = {"Content-Type": "application/json", **self.signature_headers(body)}
         return headers, body
@@ -306,7 +301,7 @@ class FakeWechatPay:
     def signature_headers(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
         """Wechatpay-* headers signing `body` with the platform key."""
         stamp = str(int(time.time()) if timestamp is None else timestamp)
-        nonce = _random(_ALNUM, 32)
+        nonce = random_string(ALNUM, 32)
         message = f"{stamp}\n{nonce}\n".encode() + body + b"\n"
         signature = self.platform_keys.private_key.sign(message, padding.PKCS1v15(), hashes.SHA256())
         return {
@@ -335,7 +330,7 @@ class FakeWechatPay:
             endpoint, args = self._url_map.bind_to_environ(environ).match()
         except HTTPException as exc:
             response = Response(
-                _dumps({"code": "RESOURCE_NOT_EXISTS", "message": exc.name}),
+                dumps({"code": "RESOURCE_NOT_EXISTS", "message": exc.name}),
                 exc.code or 404,
                 content_type="application/json",
             )
@@ -349,6 +344,7 @@ class FakeWechatPay:
     def _api(self, endpoint: str, request: Request, args: dict[str, str]) -> Response:
         with self._lock:
             self.requests_seen += 1
+            self.calls[endpoint] += 1
             fault = next((f for f in self._faults if f.endpoint in (None, endpoint)), None)
             if fault is not None:
                 self._faults.remove(fault)
@@ -357,17 +353,17 @@ class FakeWechatPay:
         if fault and fault.kind == "delay":
             time.sleep(fault.delay_ms / 1000)
         if fault and fault.kind == "error":
-            return self._respond(_Reply(fault.status, {"code": fault.code, "message": fault.message}))
+            return self._respond(Reply(fault.status, {"code": fault.code, "message": fault.message}))
         try:
             mchid = self._authenticate(request)
             body = self._json_body(request)
             reply = getattr(self, f"_{endpoint}")(mchid, body, request, **args)
         except WechatError as exc:
-            reply = _Reply(exc.status, {"code": exc.code, "message": exc.message})
+            reply = Reply(exc.status, {"code": exc.code, "message": exc.message})
         return self._respond(reply, fault.kind if fault else None)
 
-    def _respond(self, reply: _Reply, fault_kind: str | None = None) -> Response:
-        body = b"" if reply.payload is None else _dumps(reply.payload)
+    def _respond(self, reply: Reply, fault_kind: str | None = None) -> Response:
+        body = b"" if reply.payload is None else dumps(reply.payload)
         headers = {"Request-ID": uuid.uuid4().hex, **reply.headers}
         if fault_kind != "unsigned":
             signed = self.signature_headers(body)
@@ -422,9 +418,9 @@ class FakeWechatPay:
 
     # -- payments ---------------------------------------------------------------------------------------
 
-    def _create_partner(self, mchid: str, body: dict[str, Any], request: Request) -> _Reply:
+    def _create_partner(self, mchid: str, body: dict[str, Any], request: Request) -> Reply:
         for name in ("sp_appid", "sp_mchid", "sub_mchid"):
-            _require_str(body, name)
+            require_str(body, name)
         if body["sp_mchid"] != mchid:
             raise WechatError(400, "PARAM_ERROR", "sp_mchid 与请求头中的商户号不一致")
         self._check_merchant_scope(mchid, body["sp_appid"], body["sub_mchid"])
@@ -435,9 +431,9 @@ class FakeWechatPay:
             raise WechatError(400, "PARAM_ERROR", "传 sub_openid 时 sub_appid 必填")
         return self._create(mchid, body["sub_mchid"], body)
 
-    def _create_direct(self, mchid: str, body: dict[str, Any], request: Request) -> _Reply:
+    def _create_direct(self, mchid: str, body: dict[str, Any], request: Request) -> Reply:
         for name in ("appid", "mchid"):
-            _require_str(body, name)
+            require_str(body, name)
         if body["mchid"] != mchid:
             raise WechatError(400, "PARAM_ERROR", "mchid 与请求头中的商户号不一致")
         self._check_merchant_scope(mchid, body["appid"], None)
@@ -453,14 +449,14 @@ class FakeWechatPay:
         if sub_mchid is not None and merchant.sub_mchids and sub_mchid not in merchant.sub_mchids:
             raise WechatError(403, "NO_AUTH", "特约商户未授权")
 
-    def _create(self, mchid: str, sub_mchid: str | None, body: dict[str, Any]) -> _Reply:
-        description = _require_str(body, "description")
+    def _create(self, mchid: str, sub_mchid: str | None, body: dict[str, Any]) -> Reply:
+        description = require_str(body, "description")
         if len(description) > 127:
             raise WechatError(400, "PARAM_ERROR", "description 长度超过 127")
-        out_trade_no = _require_str(body, "out_trade_no")
+        out_trade_no = require_str(body, "out_trade_no")
         if not OUT_TRADE_NO.match(out_trade_no):
             raise WechatError(400, "PARAM_ERROR", "out_trade_no 须为 6-32 位数字、大小写字母或_-|*")
-        self._check_notify_url(_require_str(body, "notify_url"))
+        self._check_notify_url(require_str(body, "notify_url"))
         amount = body.get("amount")
         total = amount.get("total") if isinstance(amount, dict) else None
         if isinstance(total, bool) or not isinstance(total, int) or total <= 0:
@@ -483,10 +479,10 @@ class FakeWechatPay:
                     raise WechatError(400, "INVALID_REQUEST", "该订单已支付或已关闭")
                 if existing.request != body:
                     raise WechatError(403, "OUT_TRADE_NO_USED", "商户订单号重复")
-                return _Reply(200, {"prepay_id": existing.prepay_id})
-            order = FakeOrder(mchid, sub_mchid, out_trade_no, body, "wx" + _random(string.digits, 30))
+                return Reply(200, {"prepay_id": existing.prepay_id})
+            order = FakeOrder(mchid, sub_mchid, out_trade_no, body, "wx" + random_string(string.digits, 30))
             self.orders[key] = order
-        return _Reply(200, {"prepay_id": order.prepay_id})
+        return Reply(200, {"prepay_id": order.prepay_id})
 
     def _check_notify_url(self, url: str) -> None:
         parts = urlsplit(url)
@@ -502,30 +498,30 @@ class FakeWechatPay:
             raise WechatError(404, "ORDER_NOT_EXIST", "订单不存在")
         return order
 
-    def _query_partner(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> _Reply:
+    def _query_partner(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> Reply:
         if request.args.get("sp_mchid") != mchid:
             raise WechatError(400, "PARAM_ERROR", "sp_mchid 与请求头中的商户号不一致")
         sub_mchid = request.args.get("sub_mchid")
         if not sub_mchid:
             raise WechatError(400, "PARAM_ERROR", "sub_mchid 必填")
-        return _Reply(200, self._transaction(self._order_for(mchid, sub_mchid, no)))
+        return Reply(200, self._transaction(self._order_for(mchid, sub_mchid, no)))
 
-    def _query_direct(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> _Reply:
+    def _query_direct(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> Reply:
         if request.args.get("mchid") != mchid:
             raise WechatError(400, "PARAM_ERROR", "mchid 与请求头中的商户号不一致")
-        return _Reply(200, self._transaction(self._order_for(mchid, None, no)))
+        return Reply(200, self._transaction(self._order_for(mchid, None, no)))
 
-    def _close(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> _Reply:
+    def _close(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> Reply:
         partner = request.path.startswith("/v3/pay/partner/")
         if body.get("sp_mchid" if partner else "mchid") != mchid:
             raise WechatError(400, "PARAM_ERROR", "商户号与请求头中的商户号不一致")
-        sub_mchid = _require_str(body, "sub_mchid") if partner else None
+        sub_mchid = require_str(body, "sub_mchid") if partner else None
         with self._lock:
             order = self._order_for(mchid, sub_mchid, no)
-            if order.trade_state == "SUCCESS":
+            if order.paid:
                 raise WechatError(400, "INVALID_REQUEST", "订单已支付")
             order.trade_state = "CLOSED"
-        return _Reply(204)
+        return Reply(204)
 
     def _transaction(self, order: FakeOrder) -> dict[str, Any]:
         """The transaction object that queries answer and notifications carry."""
@@ -539,150 +535,22 @@ class FakeWechatPay:
             "out_trade_no": order.out_trade_no,
             "trade_type": "JSAPI",
             "trade_state": order.trade_state,
-            "trade_state_desc": {"SUCCESS": "支付成功", "NOTPAY": "订单未支付", "CLOSED": "订单已关闭"}[
-                order.trade_state
-            ],
+            "trade_state_desc": {
+                "SUCCESS": "支付成功",
+                "REFUND": "转入退款",
+                "NOTPAY": "订单未支付",
+                "CLOSED": "订单已关闭",
+            }[order.trade_state],
             "attach": req.get("attach", ""),
             "payer": req["payer"],
             "amount": {"total": order.total, "currency": "CNY"},
         }
-        if order.trade_state == "SUCCESS":
+        if order.paid:
             result.update(
                 transaction_id=order.transaction_id, bank_type="OTHERS", success_time=order.success_time
             )
             result["amount"].update(payer_total=order.total, payer_currency="CNY")
         return result
-
-    # -- profit sharing ---------------------------------------------------------------------------------
-
-    def _sharing_scope(self, mchid: str, body: dict[str, Any], request: Request) -> str | None:
-        if request.headers.get("Wechatpay-Serial") != self.public_key_id:
-            raise WechatError(400, "PARAM_ERROR", "Wechatpay-Serial 须为微信支付公钥 ID")
-        _require_str(body, "appid")
-        sub_mchid = body.get("sub_mchid")
-        if sub_mchid is not None:
-            self._check_merchant_scope(mchid, body["appid"], str(sub_mchid))
-        return sub_mchid
-
-    def _decrypt_field(self, ciphertext: str, name: str) -> str:
-        try:
-            return self.platform_keys.private_key.decrypt(
-                base64.b64decode(ciphertext, validate=True),
-                padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None),
-            ).decode("utf-8")
-        except ValueError:
-            raise WechatError(400, "PARAM_ERROR", f"{name} 解密失败") from None
-
-    def _add_receiver(self, mchid: str, body: dict[str, Any], request: Request) -> _Reply:
-        sub_mchid = self._sharing_scope(mchid, body, request)
-        kind = _require_str(body, "type")
-        if kind not in ("MERCHANT_ID", "PERSONAL_OPENID", "PERSONAL_SUB_OPENID"):
-            raise WechatError(400, "PARAM_ERROR", "type 取值错误")
-        account = _require_str(body, "account")
-        name = self._decrypt_field(body["name"], "name") if body.get("name") else None
-        if kind == "MERCHANT_ID" and not name:
-            raise WechatError(400, "PARAM_ERROR", "商户号类型的分账接收方须传 name")
-        relation_type = _require_str(body, "relation_type")
-        if relation_type == "CUSTOM" and not body.get("custom_relation"):
-            raise WechatError(400, "PARAM_ERROR", "relation_type 为 CUSTOM 时 custom_relation 必填")
-        with self._lock:
-            self.receivers[(mchid, sub_mchid or "", kind, account)] = {
-                "sub_mchid": sub_mchid,
-                "type": kind,
-                "account": account,
-                "name": name,
-                "relation_type": relation_type,
-            }
-        answer = {key: body[key] for key in ("sub_mchid", "type", "account", "relation_type") if key in body}
-        return _Reply(200, answer)
-
-    def _create_sharing(self, mchid: str, body: dict[str, Any], request: Request) -> _Reply:
-        sub_mchid = self._sharing_scope(mchid, body, request)
-        transaction_id = _require_str(body, "transaction_id")
-        out_order_no = _require_str(body, "out_order_no")
-        key = (mchid, sub_mchid or "", out_order_no)
-        with self._lock:
-            existing = self.sharing_orders.get(key)
-            if existing is not None:
-                return _Reply(200, self._sharing_view(existing))
-            order = next(
-                (
-                    o
-                    for o in self.orders.values()
-                    if o.transaction_id == transaction_id and o.mchid == mchid and o.sub_mchid == sub_mchid
-                ),
-                None,
-            )
-            if order is None or order.trade_state != "SUCCESS":
-                raise WechatError(400, "INVALID_REQUEST", "微信订单号不存在或订单未支付")
-            if not order.profit_sharing:
-                raise WechatError(400, "INVALID_REQUEST", "非分账订单不支持分账")
-            if order.sharing_closed:
-                raise WechatError(400, "INVALID_REQUEST", "订单已完成分账，剩余资金已解冻")
-            lines = body.get("receivers")
-            if not isinstance(lines, list) or not 1 <= len(lines) <= 50:
-                raise WechatError(400, "PARAM_ERROR", "receivers 须为 1-50 个分账接收方")
-            receivers = []
-            for line in lines:
-                amount = line.get("amount") if isinstance(line, dict) else None
-                if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-                    raise WechatError(400, "PARAM_ERROR", "分账金额须为正整数（分）")
-                kind, account = line.get("type"), line.get("account")
-                if (mchid, sub_mchid or "", kind, account) not in self.receivers:
-                    raise WechatError(400, "INVALID_REQUEST", f"分账接收方 {account} 未添加")
-                if line.get("name"):
-                    self._decrypt_field(line["name"], "receivers.name")
-                receivers.append(
-                    {
-                        "type": kind,
-                        "account": account,
-                        "amount": amount,
-                        "description": str(line.get("description", "")),
-                        "result": "PENDING",
-                        "detail_id": "3600" + _random(string.digits, 24),
-                        "create_time": _now_rfc3339(),
-                    }
-                )
-            limit = int(Decimal(order.total) * self.config.max_sharing_ratio)
-            if sum(r["amount"] for r in receivers) > limit:
-                raise WechatError(403, "RULE_LIMIT", "分账金额超出最大分账比例")
-            sharing = FakeSharingOrder(
-                mchid, sub_mchid, transaction_id, out_order_no, "3008" + _random(string.digits, 24), receivers
-            )
-            self.sharing_orders[key] = sharing
-            if body.get("unfreeze_unsplit"):
-                order.sharing_closed = True
-        return _Reply(200, self._sharing_view(sharing))
-
-    def _query_sharing(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> _Reply:
-        sub_mchid = request.args.get("sub_mchid")
-        with self._lock:
-            sharing = self.sharing_orders.get((mchid, sub_mchid or "", no))
-            if sharing is None or sharing.transaction_id != request.args.get("transaction_id"):
-                raise WechatError(404, "RESOURCE_NOT_EXISTS", "记录不存在")
-            if self.config.sharing_auto_finish:
-                self.finish_sharing(sharing)
-        return _Reply(200, self._sharing_view(sharing))
-
-    def finish_sharing(self, sharing: FakeSharingOrder) -> None:
-        """WeChat settles the split: every line succeeds and the order is FINISHED."""
-        with self._lock:
-            sharing.state = "FINISHED"
-            for receiver in sharing.receivers:
-                if receiver["result"] == "PENDING":
-                    receiver.update(result="SUCCESS", finish_time=_now_rfc3339())
-
-    @staticmethod
-    def _sharing_view(sharing: FakeSharingOrder) -> dict[str, Any]:
-        view: dict[str, Any] = {"sub_mchid": sharing.sub_mchid} if sharing.sub_mchid else {}
-        view.update(
-            transaction_id=sharing.transaction_id,
-            out_order_no=sharing.out_order_no,
-            order_id=sharing.order_id,
-            state=sharing.state,
-            receivers=[dict(r) for r in sharing.receivers],
-        )
-        return view
 
     # -- control API ------------------------------------------------------------------------------------
 
@@ -693,7 +561,7 @@ class FakeWechatPay:
             status = 200
         except (LookupError, ValueError, TypeError) as exc:
             payload, status = {"error": str(exc)}, 400
-        return Response(_dumps(payload), status, content_type="application/json")
+        return Response(dumps(payload), status, content_type="application/json")
 
     def _ctl_platform(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"public_key_id": self.public_key_id, "public_key": self.public_key_pem}
@@ -716,13 +584,6 @@ class FakeWechatPay:
         with self._lock:
             return {"orders": [asdict(order) for order in self.orders.values()]}
 
-    def _ctl_profitsharing(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "orders": [asdict(sharing) for sharing in self.sharing_orders.values()],
-                "receivers": list(self.receivers.values()),
-            }
-
     def _ctl_deliveries(self, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             return {"deliveries": [asdict(delivery) for delivery in self.deliveries]}
@@ -732,8 +593,16 @@ class FakeWechatPay:
             for name in ("require_https_notify_url", "sharing_auto_finish"):
                 if name in body:
                     setattr(self.config, name, bool(body[name]))
-            if "latency_ms" in body:
-                self.config.latency_ms = int(body["latency_ms"])
+            for name in ("latency_ms", "refund_interval_ms"):
+                if name in body:
+                    setattr(self.config, name, int(body[name]))
+            if "refund_delay_ms" in body:
+                delay = body["refund_delay_ms"]
+                self.config.refund_delay_ms = None if delay is None else int(delay)
+            if "return_result" in body:
+                if body["return_result"] not in ("SUCCESS", "PROCESSING"):
+                    raise ValueError("return_result is SUCCESS or PROCESSING")
+                self.config.return_result = str(body["return_result"])
             if "max_sharing_ratio" in body:
                 self.config.max_sharing_ratio = Decimal(str(body["max_sharing_ratio"]))
             return {
@@ -741,21 +610,19 @@ class FakeWechatPay:
                 for key, value in asdict(self.config).items()
             }
 
+    def _ctl_calls(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {"calls": dict(self.calls)}
+
     def _ctl_fail_next(self, body: dict[str, Any]) -> dict[str, Any]:
-        fault = {key: body[key] for key in ("kind", "status", "code", "message", "delay_ms") if key in body}
+        fields = ("kind", "status", "code", "message", "delay_ms", "endpoint")
+        fault = {key: body[key] for key in fields if key in body}
         self.fail_next(int(body.get("count", 1)), **fault)
         return {"queued": len(self._faults)}
 
     def _ctl_reset(self, body: dict[str, Any]) -> dict[str, Any]:
         self.reset()
         return {"reset": True}
-
-
-def _require_str(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value:
-        raise WechatError(400, "PARAM_ERROR", f"{name} 必填且须为字符串")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -766,9 +633,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed at start)")
     parser.add_argument("--allow-http-notify", action="store_true", help="accept http:// notify_url")
     parser.add_argument("--latency-ms", type=int, default=0, help="delay added to every API call")
+    parser.add_argument(
+        "--refund-delay-ms",
+        type=int,
+        default=None,
+        help="settle refunds SUCCESS (and notify) after this delay",
+    )
     args = parser.parse_args(argv)
     fake = FakeWechatPay(require_https_notify_url=not args.allow_http_notify)
     fake.config.latency_ms = args.latency_ms
+    fake.config.refund_delay_ms = args.refund_delay_ms
     server = make_server(fake, args.host, args.port)
     print(f"http://{args.host}:{server.port}/", flush=True)
     try:
