@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from alipay import AliPay
+from wechatpayv3 import utils as wxutils
 
 from payment_service.channels.alipay import AlipayClient, AlipayCredentials
 from payment_service.channels.wechat import WechatCredentials, WechatPayClient
+from payment_service.channels.wechat import signing as wechat_signing
 from tests.fakes.alipay import FakeAlipay
 from tests.fakes.keys import TestKeyPair, key_pair
 from tests.fakes.payment_server import running
@@ -22,9 +25,20 @@ API_V3_KEY = "a" * 16 + "B" * 8 + "0123456X"
 PUBLIC_KEY_ID = "PUB_KEY_ID_0119000001092024101000000000"
 WECHAT_BASE = "https://api.mch.weixin.qq.com"
 
+FROZEN_TIME = 1715328000
+FROZEN_NONCE = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"
+
 ALIPAY_APP_ID = "2021000117650001"
 ALIPAY_SELLER_ID = "2088101117955611"
 ALIPAY_GATEWAY = "https://openapi.alipay.com/gateway.do"
+
+
+@pytest.fixture
+def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Freeze our WeChat timestamp and nonce, and wechatpayv3's timestamp, to the same values."""
+    monkeypatch.setattr(wechat_signing, "_unix_time", lambda: FROZEN_TIME)
+    monkeypatch.setattr(wechat_signing, "_new_nonce", lambda: FROZEN_NONCE)
+    monkeypatch.setattr(wxutils.time, "time", lambda: FROZEN_TIME)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +59,28 @@ def app_keys() -> TestKeyPair:
 @pytest.fixture(scope="session")
 def alipay_keys() -> TestKeyPair:
     return key_pair("alipay-platform")
+
+
+@pytest.fixture
+def app_side_sdk(app_keys: TestKeyPair, alipay_keys: TestKeyPair) -> AliPay:
+    """python-alipay-sdk as our app: signs with the app key, verifies with Alipay's public key."""
+    return AliPay(
+        appid=ALIPAY_APP_ID,
+        app_private_key_string=app_keys.private_pem,
+        alipay_public_key_string=alipay_keys.public_pem,
+        sign_type="RSA2",
+    )
+
+
+@pytest.fixture
+def alipay_side_sdk(app_keys: TestKeyPair, alipay_keys: TestKeyPair) -> AliPay:
+    """python-alipay-sdk with the keys swapped: its `_sign` is what Alipay's own signature would be."""
+    return AliPay(
+        appid=ALIPAY_APP_ID,
+        app_private_key_string=alipay_keys.private_pem,
+        alipay_public_key_string=app_keys.public_pem,
+        sign_type="RSA2",
+    )
 
 
 def make_wechat_credentials(

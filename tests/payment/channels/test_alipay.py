@@ -50,28 +50,6 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(alipay_module, "_beijing_now", lambda: FROZEN_NOW)
 
 
-@pytest.fixture
-def app_side_sdk(app_keys: TestKeyPair, alipay_keys: TestKeyPair) -> AliPay:
-    """python-alipay-sdk as our app: signs with the app key, verifies with Alipay's public key."""
-    return AliPay(
-        appid=ALIPAY_APP_ID,
-        app_private_key_string=app_keys.private_pem,
-        alipay_public_key_string=alipay_keys.public_pem,
-        sign_type="RSA2",
-    )
-
-
-@pytest.fixture
-def alipay_side_sdk(app_keys: TestKeyPair, alipay_keys: TestKeyPair) -> AliPay:
-    """python-alipay-sdk with the keys swapped: its `_sign` is what Alipay's own signature would be."""
-    return AliPay(
-        appid=ALIPAY_APP_ID,
-        app_private_key_string=alipay_keys.private_pem,
-        alipay_public_key_string=app_keys.public_pem,
-        sign_type="RSA2",
-    )
-
-
 def gateway_answer(sdk: AliPay, root: str, result: dict[str, object], *, signed: bool = True) -> str:
     inner = json.dumps(result, ensure_ascii=False, separators=(",", ":"))
     sign = f',"sign":"{sdk._sign(inner)}"' if signed else ""

@@ -28,11 +28,12 @@ from payment_service.channels.wechat import (
     notification_key_id,
     split_amounts,
 )
-from payment_service.channels.wechat import signing as wechat_signing
 from tests.fakes.keys import TestKeyPair, new_key_pair
 from tests.fakes.payment_server import Answer, NotifyReceiver, ReceivedNotification, running
 from tests.payment.channels.conftest import (
     API_V3_KEY,
+    FROZEN_NONCE,
+    FROZEN_TIME,
     MERCHANT_SERIAL,
     PUBLIC_KEY_ID,
     SP_APPID,
@@ -43,8 +44,6 @@ from tests.payment.channels.conftest import (
     make_wechat_credentials,
 )
 
-FROZEN_TIME = 1715328000
-FROZEN_NONCE = "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"
 PARTNER_JSAPI = f"{WECHAT_BASE}/v3/pay/partner/transactions/jsapi"
 
 
@@ -60,14 +59,6 @@ def make_order(**overrides: object) -> OrderRequest:
     }
     values.update(overrides)
     return OrderRequest(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def frozen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Freeze our timestamp and nonce, and wechatpayv3's timestamp, to the same values."""
-    monkeypatch.setattr(wechat_signing, "_unix_time", lambda: FROZEN_TIME)
-    monkeypatch.setattr(wechat_signing, "_new_nonce", lambda: FROZEN_NONCE)
-    monkeypatch.setattr(wxutils.time, "time", lambda: FROZEN_TIME)
 
 
 def wechatpayv3_client(merchant_keys: TestKeyPair, platform_keys: TestKeyPair, appid: str) -> WeChatPay:
