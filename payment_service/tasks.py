@@ -1,7 +1,7 @@
 """Celery tasks of the payment service: thin, they take ids and call the domain.
 
-Forwarding and profit sharing decide their own next attempt (the row keeps the count and the schedule:
-exponential backoff with jitter, see ``retry_schedule``); the task only re-schedules itself for it.
+Forwarding and profit sharing decide their own next attempt (the row keeps the count; forwards follow
+``shared.webhooks.schedule``, profit-sharing calls ``retry_schedule``); the task only re-schedules itself for it.
 A database hiccup is retried by Celery's own backoff.
 """
 

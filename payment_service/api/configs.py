@@ -14,8 +14,8 @@ from payment_service.configs.params import MODES, PARAMS_SCHEMAS
 from payment_service.extensions import db
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
-from shared.db import MAX_PAGE
 from shared.envelope import envelope, ok, page_schema
+from shared.paging import PageArgsSchema
 
 blp = Blueprint(
     "payment_configs",
@@ -24,7 +24,6 @@ blp = Blueprint(
     description="Payment configuration center: WeChat Pay / Alipay merchant configs",
 )
 
-MAX_PAGE_SIZE = 100
 PARAMS_COMPONENTS = {
     "wechat_split": "WechatSplitParams",
     "wechat_direct": "WechatDirectParams",
@@ -89,17 +88,6 @@ class ConfigUpdateArgsSchema(ma.Schema):
 class ConfigStatusArgsSchema(ma.Schema):
     status = ma.fields.String(
         required=True, validate=validate.OneOf(center.STATUSES, error="status 必须是 enabled 或 disabled")
-    )
-
-
-class PageArgsSchema(ma.Schema):
-    page = ma.fields.Integer(
-        load_default=1,
-        validate=validate.Range(min=1, max=MAX_PAGE, error=f"page 必须在 1 到 {MAX_PAGE} 之间"),
-    )
-    size = ma.fields.Integer(
-        load_default=20,
-        validate=validate.Range(min=1, max=MAX_PAGE_SIZE, error=f"size 必须在 1 到 {MAX_PAGE_SIZE} 之间"),
     )
 
 

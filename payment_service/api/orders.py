@@ -15,8 +15,8 @@ from payment_service.orders import placing
 from payment_service.orders.views import created_view
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
-from shared.db import MAX_PAGE
 from shared.envelope import envelope, ok, page_schema
+from shared.paging import PageArgsSchema
 
 blp = Blueprint(
     "payment_orders",
@@ -26,7 +26,6 @@ blp = Blueprint(
 )
 
 CHANNELS = ("wechat", "alipay")
-MAX_PAGE_SIZE = 100
 REQUIRED = {"required": "必填", "null": "不能为空"}
 AMOUNT_DESCRIPTION = "Yuan, > 0, at most 2 decimals, at most PAYMENT_MAX_AMOUNT (a JSON number or a string)"
 
@@ -94,7 +93,7 @@ class OrderArgsSchema(ma.Schema):
     )
 
 
-class OrderListArgsSchema(ma.Schema):
+class OrderListArgsSchema(PageArgsSchema):
     status = ma.fields.String(validate=validate.OneOf(ORDER_STATUSES, error="status 必须是 {choices} 之一"))
     site_id = ma.fields.String(validate=_length(1, 64))
     channel = ma.fields.String(validate=validate.OneOf(CHANNELS, error="channel 必须是 wechat 或 alipay"))
@@ -103,14 +102,6 @@ class OrderListArgsSchema(ma.Schema):
     )
     created_to = ma.fields.AwareDateTime(
         data_key="to", default_timezone=None, metadata={"description": "Created before (ISO 8601)"}
-    )
-    page = ma.fields.Integer(
-        load_default=1,
-        validate=validate.Range(min=1, max=MAX_PAGE, error=f"page 必须在 1 到 {MAX_PAGE} 之间"),
-    )
-    size = ma.fields.Integer(
-        load_default=20,
-        validate=validate.Range(min=1, max=MAX_PAGE_SIZE, error=f"size 必须在 1 到 {MAX_PAGE_SIZE} 之间"),
     )
 
 

@@ -38,7 +38,7 @@ from shared.db import execute_alone, fetch_page, utcnow
 from shared.envelope import BadRequestError, ConflictError, NotFoundError, UpstreamError
 from shared.ids import new_id
 from shared.transactions import atomic
-from shared.webhook_urls import UrlRefused, check_public_url
+from shared.webhooks import UrlRefused, check_public_url
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from shared.db import execute_alone, insert_rows, utcnow
 from shared.envelope import BadRequestError
 from shared.ids import new_id
 from shared.transactions import atomic
-from shared.webhook_urls import UrlRefused, check_public_url
+from shared.webhooks import UrlRefused, check_public_url
 from sms_service.accepting import idempotency
 from sms_service.accepting.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
 from sms_service.accepting.send_profiles import SendProfile, sendable_profile

@@ -8,8 +8,9 @@ from flask.views import MethodView
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok
+from shared.paging import PageArgsSchema
 from sms_service import records
-from sms_service.api.common import PageArgsSchema, UtcTime
+from sms_service.api.common import UtcTime
 from sms_service.extensions import db
 from sms_service.mobiles import mask_mobile
 from sms_service.models import STATUSES

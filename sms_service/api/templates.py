@@ -9,8 +9,9 @@ from marshmallow import validate
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok, page_schema
+from shared.paging import PageArgsSchema
 from sms_service.accepting import templates
-from sms_service.api.common import PageArgsSchema, UtcTime
+from sms_service.api.common import UtcTime
 from sms_service.extensions import db
 from sms_service.models import TEMPLATE_DISABLED, TEMPLATE_ENABLED
 
