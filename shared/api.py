@@ -17,6 +17,8 @@ from pathlib import Path
 import flask_smorest
 import flask_swagger_ui
 import marshmallow as ma
+from apispec import BasePlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask, g, jsonify, request, send_from_directory
 from sqlalchemy import exc as sa_exc
 from webargs.flaskparser import FlaskParser, abort
@@ -35,10 +37,23 @@ DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.T
 UNSTORABLE_TEXT = "请求包含无法存储的字符 (NUL 或不成对的 UTF-16 代理项)"
 
 
+class SchemaKeywords(BasePlugin):
+    """Adds a schema's ``Meta.openapi`` keywords to its component: rules over the whole object that no field
+    states (e.g. ``minProperties`` for an update that must change something)."""
+
+    def schema_helper(self, name, definition, **kwargs):
+        schema = kwargs.get("schema")
+        if schema is None:
+            return None
+        meta = getattr(resolve_schema_cls(schema), "Meta", None)
+        return dict(getattr(meta, "openapi", None) or {})
+
+
 class EnvelopeApi(flask_smorest.Api):
     ERROR_SCHEMA = ErrorEnvelopeSchema
 
     def init_app(self, app: Flask, *args, **kwargs) -> None:
+        kwargs.setdefault("spec_kwargs", {}).setdefault("extra_plugins", [SchemaKeywords()])
         app.config.setdefault("OPENAPI_VERSION", "3.0.3")
         app.config.setdefault("OPENAPI_URL_PREFIX", "/")
         app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
@@ -226,3 +241,21 @@ class Blueprint(flask_smorest.Blueprint):
     builds a new one per request from a class, and loading does not change an instance."""
 
     ARGUMENTS_PARSER = ArgumentsParser()
+
+
+def link(operation_id: str, **parameters: str) -> dict:
+    """An OpenAPI link to ``operation_id``, each of its parameters taken from the answer's ``data`` field
+    named by the keyword's value (a JSON pointer below ``data``)."""
+    return {
+        "operationId": operation_id,
+        "parameters": {name: f"$response.body#/data/{pointer}" for name, pointer in parameters.items()},
+    }
+
+
+def operation(operation_id: str, **links: dict) -> dict:
+    """``blp.doc`` keywords naming an operation and linking its 200 answer to the operations that take its
+    ids, so that a reader, a generated client or a stateful tester sees which id goes where."""
+    doc: dict = {"operationId": operation_id}
+    if links:
+        doc["responses"] = {200: {"links": links}}
+    return doc

@@ -6,6 +6,9 @@ import re
 
 MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 PREFIXES = ("+86", "0086", "86")
+# What the API documents a mobile as: the 11 digits, optionally behind one of PREFIXES (spaces and dashes,
+# which are also ignored, are left out of the document).
+MOBILE_PATTERN = r"^(\+86|0086|86)?1[3-9][0-9]{9}$"
 
 
 def mask_mobile(mobile: str) -> str:

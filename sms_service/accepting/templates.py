@@ -17,6 +17,8 @@ from sms_service.accepting.send_profiles import SendProfile
 from sms_service.models import TEMPLATE_ENABLED, Template
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
+# A "${" that does not open a well-formed placeholder.
+BROKEN_PLACEHOLDER = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]{0,31}\})")
 KNOWN_PROVIDERS = ("aliyun", "tencent", "sandbox")
 
 
@@ -30,8 +32,7 @@ def variables_of(content: str) -> list[str]:
 
 
 def check_content(content: str) -> None:
-    leftover = PLACEHOLDER.sub("", content)
-    if "${" in leftover:
+    if BROKEN_PLACEHOLDER.search(content):
         raise BadRequestError(
             "模板内容中的变量格式不正确, 应为 ${变量名} (字母、数字、下划线, 以字母或下划线开头)",
             data={"errors": {"content": ["变量格式不正确"]}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
-from shared.api import Blueprint
+from shared.api import Blueprint, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok
 from shared.paging import PageArgsSchema
@@ -45,6 +45,7 @@ class BatchById(MethodView):
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, envelope(BatchSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("get_batch"))
     def get(self, args, batch_id):
         """A batch's progress, its messages in request order"""
         progress = records.batch_progress(

@@ -6,16 +6,25 @@ import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import validate
 
-from shared.api import Blueprint
+from shared.api import Blueprint, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok, page_schema
 from shared.paging import PageArgsSchema
+from shared.webhooks import OUTCOMES
 from sms_service import records
-from sms_service.api.common import UtcTime
+from sms_service.api.common import Itself, UtcTime
 from sms_service.delivery import callbacks
 from sms_service.extensions import db
-from sms_service.mobiles import mask_mobile, normalise_mobile
-from sms_service.models import STATUSES
+from sms_service.mobiles import MOBILE_PATTERN, mask_mobile, normalise_mobile
+from sms_service.models import (
+    CALLBACK_DELIVERED,
+    CALLBACK_FAILED,
+    CALLBACK_PENDING,
+    CALLBACK_WAITING,
+    STATUSES,
+)
+
+CALLBACK_STATUSES = (CALLBACK_WAITING, CALLBACK_PENDING, CALLBACK_DELIVERED, CALLBACK_FAILED)
 
 blp = Blueprint("sms_records", __name__, url_prefix="/api/v1/sms/records", description="发送记录")
 
@@ -23,24 +32,39 @@ blp = Blueprint("sms_records", __name__, url_prefix="/api/v1/sms/records", descr
 class CallbackAttemptSchema(ma.Schema):
     attempt = ma.fields.Integer()
     attempted_at = UtcTime()
-    status_code = ma.fields.Integer(allow_none=True)
+    status_code = ma.fields.Integer(allow_none=True, metadata={"description": "null when no answer came"})
     error = ma.fields.String(allow_none=True)
     duration_ms = ma.fields.Integer()
-    outcome = ma.fields.String(metadata={"description": "delivered, retry, gave_up or rejected"})
+    outcome = ma.fields.String(validate=validate.OneOf(OUTCOMES))
 
 
 class CallbackStateSchema(ma.Schema):
     url = ma.fields.String(attribute="callback_url")
-    status = ma.fields.String(
-        attribute="callback_status", metadata={"description": "waiting, pending, delivered or failed"}
-    )
+    status = ma.fields.String(attribute="callback_status", validate=validate.OneOf(CALLBACK_STATUSES))
     attempts_made = ma.fields.Integer(attribute="callback_attempts")
-    next_attempt_at = UtcTime(attribute="callback_next_at")
+    next_attempt_at = UtcTime(attribute="callback_next_at", allow_none=True)
+
+
+class CallbackAttempts(ma.fields.List):
+    """A message's callback attempts, read from their table when one record is shown."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(ma.fields.Nested(CallbackAttemptSchema), dump_only=True, **kwargs)
+
+    def get_value(self, obj, attr, accessor=None, default=ma.missing):
+        return callbacks.attempts_of(db.session, obj.id)
+
+
+class CallbackDetailSchema(CallbackStateSchema):
+    attempts = CallbackAttempts()
 
 
 class ChannelResponseSchema(ma.Schema):
-    req_id = ma.fields.String(allow_none=True)
-    biz_id = ma.fields.String(allow_none=True)
+    req_id = ma.fields.String(allow_none=True, metadata={"description": "The upstream's request id"})
+    biz_id = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The upstream's id of the message (Aliyun BizId, Tencent SerialNo)"},
+    )
 
 
 class RecordSchema(ma.Schema):
@@ -48,42 +72,29 @@ class RecordSchema(ma.Schema):
     template_id = ma.fields.String()
     batch_id = ma.fields.String(allow_none=True)
     mobile = ma.fields.Function(lambda message: mask_mobile(message.mobile), metadata={"type": "string"})
-    status = ma.fields.String()
+    status = ma.fields.String(validate=validate.OneOf(STATUSES))
     provider = ma.fields.String(allow_none=True)
-    channel_response = ma.fields.Function(
-        lambda message: {"req_id": message.req_id, "biz_id": message.biz_id},
-        metadata={
-            "type": "object",
-            "properties": {"req_id": {"type": "string"}, "biz_id": {"type": "string"}},
-        },
-    )
+    channel_response = Itself(ChannelResponseSchema)
     error_code = ma.fields.String(allow_none=True)
     error_message = ma.fields.String(allow_none=True)
     created_at = UtcTime()
-    sent_at = UtcTime(metadata={"description": "When the upstream accepted the message"})
-    completed_at = UtcTime(metadata={"description": "When it reached success or failed"})
-    callback = ma.fields.Function(
-        lambda message: CallbackStateSchema().dump(message) if message.callback_url else None,
-        metadata={"type": "object", "nullable": True},
+    sent_at = UtcTime(allow_none=True, metadata={"description": "When the upstream accepted the message"})
+    completed_at = UtcTime(allow_none=True, metadata={"description": "When it reached success or failed"})
+    callback = Itself(
+        CallbackStateSchema, when="callback_url", metadata={"description": "null without a callback_url"}
     )
 
 
 class RecordDetailSchema(RecordSchema):
-    callback = ma.fields.Function(
-        lambda message: _callback_detail(message), metadata={"type": "object", "nullable": True}
+    callback = Itself(
+        CallbackDetailSchema, when="callback_url", metadata={"description": "null without a callback_url"}
     )
 
 
-def _callback_detail(message) -> dict | None:
-    if not message.callback_url:
-        return None
-    state = CallbackStateSchema().dump(message)
-    state["attempts"] = CallbackAttemptSchema(many=True).dump(callbacks.attempts_of(db.session, message.id))
-    return state
-
-
 class RecordSearchArgsSchema(PageArgsSchema):
-    mobile = ma.fields.String(metadata={"description": "Full mobile (answers show it masked)"})
+    mobile = ma.fields.String(
+        metadata={"description": "Full mobile (answers show it masked)", "pattern": MOBILE_PATTERN}
+    )
     status = ma.fields.String(validate=validate.OneOf(STATUSES, error="status 必须是 {choices} 之一"))
     template_id = ma.fields.String()
     batch_id = ma.fields.String()
@@ -109,6 +120,7 @@ class Records(MethodView):
     @require_scope("sms:send")
     @blp.arguments(RecordSearchArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(RecordSchema)))
+    @blp.doc(**operation("search_records"))
     def get(self, args):
         """Search records, newest first"""
         rows, total = records.search_records(
@@ -131,6 +143,7 @@ class RecordById(MethodView):
     @require_scope("sms:send")
     @blp.response(200, envelope(RecordDetailSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("get_record"))
     def get(self, message_id):
         """One message: status, upstream ids, times, errors and its callback attempts"""
         return ok(records.get_record(db.session, current_principal().tenant_id, message_id))

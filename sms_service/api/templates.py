@@ -6,7 +6,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import validate
 
-from shared.api import Blueprint
+from shared.api import Blueprint, link, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok, page_schema
 from shared.paging import PageArgsSchema
@@ -25,36 +25,48 @@ def _not_blank(value: str) -> None:
         raise ma.ValidationError("不能为空")
 
 
+NOT_BLANK = {"pattern": r"\S"}
+# templates.check_content: each "${" opens a placeholder ${name} (a letter or _, then up to 31 of A-Za-z0-9_).
+CONTENT = {
+    "description": "Text with ${name} placeholders; the variables come from it",
+    "pattern": r"^([^$]|\$+[^{$]|\$+\{[A-Za-z_][A-Za-z0-9_]{0,31}\})*\$*$",
+}
+
+
+class ProviderCodesSchema(ma.Schema):
+    """The upstream template code per provider, e.g. {"aliyun": "SMS_1", "tencent": "12"}."""
+
+    aliyun = ma.fields.String(validate=validate.Length(min=1, max=64))
+    tencent = ma.fields.String(validate=validate.Length(min=1, max=64))
+    sandbox = ma.fields.String(validate=validate.Length(min=1, max=64))
+
+
 class TemplateFieldsSchema(ma.Schema):
-    name = ma.fields.String(validate=[validate.Length(min=1, max=100), _not_blank])
-    content = ma.fields.String(
-        validate=[validate.Length(min=1, max=500), _not_blank],
-        metadata={"description": "Text with ${name} placeholders; the variables come from it"},
-    )
-    sign_name = ma.fields.String(validate=[validate.Length(min=1, max=40), _not_blank])
-    provider_codes = ma.fields.Dict(
-        keys=ma.fields.String(validate=validate.OneOf(templates.KNOWN_PROVIDERS)),
-        values=ma.fields.String(validate=validate.Length(min=1, max=64)),
-        metadata={
-            "description": 'Upstream template code per provider, e.g. {"aliyun": "SMS_1", "tencent": "12"}'
-        },
-    )
+    name = ma.fields.String(validate=[validate.Length(min=1, max=100), _not_blank], metadata=NOT_BLANK)
+    content = ma.fields.String(validate=[validate.Length(min=1, max=500), _not_blank], metadata=CONTENT)
+    sign_name = ma.fields.String(validate=[validate.Length(min=1, max=40), _not_blank], metadata=NOT_BLANK)
+    provider_codes = ma.fields.Nested(ProviderCodesSchema)
     status = ma.fields.String(validate=STATUS)
 
 
 class TemplateCreateSchema(TemplateFieldsSchema):
-    name = ma.fields.String(required=True, validate=[validate.Length(min=1, max=100), _not_blank])
-    content = ma.fields.String(required=True, validate=[validate.Length(min=1, max=500), _not_blank])
-    sign_name = ma.fields.String(required=True, validate=[validate.Length(min=1, max=40), _not_blank])
-    provider_codes = ma.fields.Dict(
-        keys=ma.fields.String(validate=validate.OneOf(templates.KNOWN_PROVIDERS)),
-        values=ma.fields.String(validate=validate.Length(min=1, max=64)),
-        load_default=dict,
+    name = ma.fields.String(
+        required=True, validate=[validate.Length(min=1, max=100), _not_blank], metadata=NOT_BLANK
     )
+    content = ma.fields.String(
+        required=True, validate=[validate.Length(min=1, max=500), _not_blank], metadata=CONTENT
+    )
+    sign_name = ma.fields.String(
+        required=True, validate=[validate.Length(min=1, max=40), _not_blank], metadata=NOT_BLANK
+    )
+    provider_codes = ma.fields.Nested(ProviderCodesSchema, load_default=dict)
     status = ma.fields.String(load_default=TEMPLATE_ENABLED, validate=STATUS)
 
 
 class TemplateUpdateSchema(TemplateFieldsSchema):
+    class Meta:
+        openapi = {"minProperties": 1}
+
     @ma.validates_schema
     def _something_to_change(self, data, **_kwargs) -> None:
         if not data:
@@ -71,8 +83,8 @@ class TemplateSchema(ma.Schema):
     content = ma.fields.String()
     variables = ma.fields.List(ma.fields.String())
     sign_name = ma.fields.String()
-    provider_codes = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
-    status = ma.fields.String()
+    provider_codes = ma.fields.Nested(ProviderCodesSchema)
+    status = ma.fields.String(validate=STATUS)
     created_at = UtcTime()
     updated_at = UtcTime()
 
@@ -85,6 +97,14 @@ class TemplateDeletedSchema(ma.Schema):
 @blp.route("")
 class Templates(MethodView):
     @require_scope("sms:admin")
+    @blp.doc(
+        **operation(
+            "create_template",
+            GetTemplate=link("get_template", template_id="template_id"),
+            UpdateTemplate=link("update_template", template_id="template_id"),
+            DeleteTemplate=link("delete_template", template_id="template_id"),
+        )
+    )
     @blp.arguments(TemplateCreateSchema())
     @blp.response(200, envelope(TemplateSchema))
     def post(self, fields):
@@ -92,6 +112,7 @@ class Templates(MethodView):
         return ok(templates.create_template(db.session, current_principal().tenant_id, fields))
 
     @require_scope("sms:admin")
+    @blp.doc(**operation("list_templates"))
     @blp.arguments(TemplateListArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(TemplateSchema)))
     def get(self, args):
@@ -107,6 +128,7 @@ class TemplateById(MethodView):
     @require_scope("sms:admin")
     @blp.response(200, envelope(TemplateSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("get_template"))
     def get(self, template_id):
         """Get a template"""
         return ok(templates.get_template(db.session, current_principal().tenant_id, template_id))
@@ -115,6 +137,7 @@ class TemplateById(MethodView):
     @blp.arguments(TemplateUpdateSchema())
     @blp.response(200, envelope(TemplateSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("update_template"))
     def put(self, fields, template_id):
         """Update a template (any of its fields)"""
         return ok(templates.update_template(db.session, current_principal().tenant_id, template_id, fields))
@@ -122,6 +145,7 @@ class TemplateById(MethodView):
     @require_scope("sms:admin")
     @blp.response(200, envelope(TemplateDeletedSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("delete_template"))
     def delete(self, template_id):
         """Delete a template (messages already sent keep referring to it)"""
         templates.delete_template(db.session, current_principal().tenant_id, template_id)

@@ -26,11 +26,20 @@ UPSTREAM_FORMAT_ON_SUCCESS = ("/api/v1/sms/receipts/",)
 
 @dataclass(frozen=True)
 class Pass:
-    """One pass over every operation: how to generate and which key to send."""
+    """One pass over every operation: how to generate and which key to send. ``expects_acceptance``: the
+    data is valid and so is the key, so the service should accept much of it (see validation_mismatches)."""
 
     mode: GenerationMode
     api_key: str
     examples: int
+    expects_acceptance: bool = False
+    # "METHOD /path" → {path parameter or body field: value}: ids of things that exist (a template to send
+    # with), without which every valid case of that operation would only find nothing (404).
+    existing: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+# Answers that say nothing about the data sent (schemathesis leaves them out of the same reckoning).
+NOT_ABOUT_THE_DATA = {401, 403, 404, 409, 429}
 
 
 @dataclass
@@ -38,10 +47,30 @@ class FuzzReport:
     cases: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # statuses per operation of the passes that expect acceptance
+    accepting: dict[str, dict[int, int]] = field(default_factory=dict)
 
-    def record(self, status: int) -> None:
+    def record(self, status: int, operation: str | None = None) -> None:
         self.cases += 1
         self.by_status[status] = self.by_status.get(status, 0) + 1
+        if operation is not None:
+            counts = self.accepting.setdefault(operation, {})
+            counts[status] = counts.get(status, 0) + 1
+
+    def validation_mismatches(self) -> dict[str, dict[int, int]]:
+        """Operations whose valid generated data the service mostly refuses as invalid: the document does not
+        carry the rules the service enforces. The rule of schemathesis' "schema validation mismatch" warning:
+        no case accepted, and 10 % or more of the 4xx answers are about the data (not 401/403/404/409/429)."""
+        mismatches = {}
+        for operation, counts in self.accepting.items():
+            if any(status < 400 for status in counts):
+                continue
+            client_errors = {status: n for status, n in counts.items() if 400 <= status < 500}
+            about_data = sum(n for status, n in client_errors.items() if status not in NOT_ABOUT_THE_DATA)
+            considered = about_data + client_errors.get(404, 0)
+            if considered and about_data / considered >= 0.1:
+                mismatches[operation] = counts
+        return mismatches
 
 
 def envelope_problem(path: str, status: int, body: bytes) -> str | None:
@@ -91,8 +120,14 @@ def _runner(operation, fuzz_pass: Pass, report: FuzzReport, base_url: str | None
     )
     @given(case=operation.as_strategy(generation_mode=fuzz_pass.mode))
     def run(case) -> None:
+        for name, value in fuzz_pass.existing.get(f"{case.method} {case.path}", {}).items():
+            if name in (case.path_parameters or {}):
+                case.path_parameters[name] = value
+            elif isinstance(case.body, dict) and name in case.body:
+                case.body[name] = value
         response = case.call(headers=headers, **transport)
-        report.record(response.status_code)
+        operation_label = f"{case.method} {case.path}" if fuzz_pass.expects_acceptance else None
+        report.record(response.status_code, operation_label)
         label = f"{case.method} {case.formatted_path} [{fuzz_pass.mode.value}]"
         try:
             case.validate_response(response, checks=CHECKS, headers=headers)
