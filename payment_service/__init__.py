@@ -37,10 +37,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app, api = build_app(SERVICE, settings, beat_settings(settings))
     install_secret_box(app)
 
-    from payment_service.api import bindings, configs, notify, orders
+    from payment_service.api import bindings, configs, notify, orders, refunds
 
     configs.register_params_schemas(api)
-    for module in (configs, bindings, orders, notify):
+    for module in (configs, bindings, orders, refunds, notify):
         api.register_blueprint(module.blp)
 
     from payment_service import cli

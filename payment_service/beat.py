@@ -10,7 +10,9 @@ from payment_service import queues
 CLOSE_EXPIRED_TASK = "payment.close_expired_orders"
 QUERY_PENDING_TASK = "payment.query_pending_orders"
 SWEEP_TASK = "payment.sweep_stuck_work"
-PERIODIC_TASKS = (CLOSE_EXPIRED_TASK, QUERY_PENDING_TASK, SWEEP_TASK)
+# Refunds processing longer than PAYMENT_REFUND_QUERY_AFTER_SECONDS, and refund forwards left behind.
+QUERY_REFUNDS_TASK = "payment.query_processing_refunds"
+PERIODIC_TASKS = (CLOSE_EXPIRED_TASK, QUERY_PENDING_TASK, SWEEP_TASK, QUERY_REFUNDS_TASK)
 
 
 def beat_settings(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -110,7 +111,7 @@ class ConfigHistory(Base):
 
 # --- Orders ---
 
-ORDER_STATUSES = ("pending", "paid", "closed", "failed")
+ORDER_STATUSES = ("pending", "paid", "closed", "failed", "refunded")
 
 
 class PaymentOrder(Base):
@@ -119,13 +120,20 @@ class PaymentOrder(Base):
     The id (``TXN_…``) is also the upstream ``out_trade_no``. Amounts are integer fen. ``config_id`` has no
     foreign key: an order is a financial record and outlives the deletion of its config.
     ``sharing_plan`` is the profit-sharing receivers as they were when the order was placed (None: no split).
+    ``refunded_fen`` sums its successful refunds and ``refunding_fen`` reserves those in flight; both change
+    only with a refund's guarded transition, under the order's row lock when reserving.
     """
 
     __tablename__ = "payment_orders"
     __table_args__ = (
         UniqueConstraint("tenant_id", "out_order_no"),
-        CheckConstraint("status IN ('pending', 'paid', 'closed', 'failed')", name="status"),
+        CheckConstraint("status IN ('pending', 'paid', 'closed', 'failed', 'refunded')", name="status"),
         CheckConstraint("amount_fen > 0", name="amount_positive"),
+        # Never more refunded, or reserved for refunds in flight, than was paid.
+        CheckConstraint(
+            "refunded_fen >= 0 AND refunding_fen >= 0 AND refunded_fen + refunding_fen <= amount_fen",
+            name="refunds_within_amount",
+        ),
         Index("ix_payment_orders_tenant_created", "tenant_id", "created_at"),
         Index("ix_payment_orders_status_created", "status", "created_at"),
     )
@@ -153,6 +161,8 @@ class PaymentOrder(Base):
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_queried_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    refunded_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    refunding_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class OrderForward(Base):
@@ -244,3 +254,107 @@ class SharingReceiverRegistration(Base):
     account_type: Mapped[str] = mapped_column(String(30))
     account: Mapped[str] = mapped_column(String(64))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- Refunds ---
+
+REFUND_STATUSES = ("processing", "success", "failed")
+
+
+class Refund(Base):
+    """One refund of a paid order; the id (``RFD_…``) is the upstream out_refund_no / out_request_no.
+
+    Committed ``processing`` (its amount reserved on the order) before any upstream call, so every call,
+    retry and query reuses the same id. ``requested_at`` is when the refund call was last sent (None: not yet,
+    or refused for frequency and owed again at ``next_attempt_at``). ``needs_returns``: the order's split had
+    run when the refund was reserved, so the receivers' shares come back first (``returns_planned`` once the
+    return lines are recorded).
+    """
+
+    __tablename__ = "payment_refunds"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "out_refund_no"),
+        CheckConstraint("status IN ('processing', 'success', 'failed')", name="status"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        Index("ix_payment_refunds_order_created", "order_id", "created_at"),
+        Index("ix_payment_refunds_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"))
+    order_id: Mapped[str] = mapped_column(String(40), ForeignKey("payment_orders.id"))
+    out_refund_no: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    notify_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    status: Mapped[str] = mapped_column(String(10), default="processing")
+    upstream_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    channel_refund_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    upstream_error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    needs_returns: Mapped[bool] = mapped_column(Boolean, default=False)
+    returns_planned: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_queried_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    success_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ProfitSharingReturn(Base):
+    """One receiver's share taken back before a refund of a split order (WeChat return order).
+
+    ``out_return_no`` is derived from the refund id and the receiver, so every retry is the same return.
+    pending (not asked yet) → processing → success | failed.
+    """
+
+    __tablename__ = "profit_sharing_returns"
+    __table_args__ = (
+        UniqueConstraint("refund_id", "merchant_id"),
+        CheckConstraint("status IN ('pending', 'processing', 'success', 'failed')", name="status"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    refund_id: Mapped[str] = mapped_column(String(40), ForeignKey("payment_refunds.id"))
+    sharing_id: Mapped[int] = mapped_column(Integer, ForeignKey("profit_sharings.id"), index=True)
+    merchant_id: Mapped[str] = mapped_column(String(64))
+    out_return_no: Mapped[str] = mapped_column(String(64), unique=True)
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    return_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    fail_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RefundForward(Base):
+    """The signed payment.refund owed to the refund's notify_url once it succeeds or fails."""
+
+    __tablename__ = "refund_forwards"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        Index("ix_refund_forwards_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    refund_id: Mapped[str] = mapped_column(String(40), ForeignKey("payment_refunds.id"), unique=True)
+    url: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RefundForwardAttempt(AttemptColumns, Base):
+    """One POST of a payment.refund to a notify_url and what came back."""
+
+    __tablename__ = "refund_forward_attempts"
+    __table_args__ = (UniqueConstraint("forward_id", "attempt"),)
+
+    forward_id: Mapped[int] = mapped_column(Integer, ForeignKey("refund_forwards.id"))

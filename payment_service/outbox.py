@@ -23,6 +23,8 @@ FORWARD_MANY_TASK = "payment.forward_many"
 #: Order ids per ``forward_many`` task: the worker publishes one forward task for each.
 FORWARD_MANY_SIZE = 100
 PROFIT_SHARING_TASK = "payment.profit_sharing"
+REFUND_TASK = "payment.refund"
+REFUND_FORWARD_TASK = "payment.forward_refund"
 
 
 def publish_forward(order_id: str, countdown: float = 0) -> bool:
@@ -64,6 +66,15 @@ def publish_forwards(order_ids: list[str]) -> bool:
 
 def publish_profit_sharing(order_id: str, countdown: float = 0) -> bool:
     return _publish(PROFIT_SHARING_TASK, order_id, queues.PROFIT_SHARING, countdown)
+
+
+def publish_refund(refund_id: str, countdown: float = 0) -> bool:
+    """Advance a refund (returns, the refund call, a query) ``countdown`` seconds from now."""
+    return _publish(REFUND_TASK, refund_id, queues.REFUNDS, countdown)
+
+
+def publish_refund_forward(refund_id: str, countdown: float = 0) -> bool:
+    return _publish(REFUND_FORWARD_TASK, refund_id, queues.NOTIFY, countdown)
 
 
 def _publish(task: str, order_id: str, queue: str, countdown: float) -> bool:

@@ -3,5 +3,7 @@
 NOTIFY = "payment-notify"
 PROFIT_SHARING = "payment-profit-sharing"
 PERIODIC = "payment-periodic"
+# Refunds and their profit-sharing returns move money after a payment, as splits do: the same workers.
+REFUNDS = PROFIT_SHARING
 
 ALL = (NOTIFY, PROFIT_SHARING, PERIODIC)

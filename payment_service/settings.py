@@ -61,6 +61,14 @@ DEFAULTS: dict[str, Any] = {
     "PROFIT_SHARING_DELAY_SECONDS": 30.0,
     "PROFIT_SHARING_POLL_SECONDS": 30.0,
     "PROFIT_SHARING_MAX_ATTEMPTS": 8,
+    # --- refunds (docs/refunds.md) ---
+    # refunds (and their profit-sharing returns) processing longer than this are queried upstream by beat
+    "REFUND_QUERY_AFTER_SECONDS": 300,
+    # a refund WeChat refused for frequency (FREQUENCY_LIMITED) is sent again this long after; an Alipay
+    # refund answered fund_change N, or a return order still processing, is asked again this long after
+    "REFUND_RETRY_SECONDS": 60.0,
+    # a query that finds no such refund this long after the refund call lets it be sent again (same id)
+    "REFUND_RESEND_AFTER_SECONDS": 10.0,
 }
 
 PRODUCTION_REQUIRED = ["DATABASE_URL", "BROKER_URL", "SECRET_KEY", "PUBLIC_BASE_URL"]
@@ -128,6 +136,9 @@ def check_order_settings(settings: Mapping[str, Any]) -> None:
     for name in ("PUBLIC_BASE_URL", "WECHATPAY_BASE_URL", "ALIPAY_GATEWAY_URL"):
         if not str(settings[name]).startswith(("http://", "https://")):
             raise ConfigurationError(f"{PREFIX}_{name} must be an http(s) URL")
+    for name in ("REFUND_QUERY_AFTER_SECONDS", "REFUND_RETRY_SECONDS", "REFUND_RESEND_AFTER_SECONDS"):
+        if settings[name] < 0:
+            raise ConfigurationError(f"{PREFIX}_{name} must not be negative")
     for name in ("ORDER_EXPIRE_MINUTES", "PROFIT_SHARING_MAX_ATTEMPTS"):
         if settings[name] < 1:
             raise ConfigurationError(f"{PREFIX}_{name} must be at least 1")

@@ -1,4 +1,5 @@
-"""``/api/v1/payment/notify/{wechat,alipay}[/{config_id}]``: the upstreams' payment notifications.
+"""``/api/v1/payment/notify/{wechat,alipay}[/{config_id}]``: the upstreams' payment notifications; and
+``/api/v1/payment/notify/wechat/refunds/{config_id}``: WeChat Pay's refund notifications.
 
 No API key: the upstream's signature is the authentication. These endpoints answer in the upstream's own
 format, not the envelope, because that is what stops (or keeps) its redelivery: WeChat 204 with no body,
@@ -18,6 +19,7 @@ from payment_service.channels import NotificationRejected
 from payment_service.extensions import db
 from payment_service.metrics import NOTIFICATION_REJECTED
 from payment_service.orders import notifications
+from payment_service.refunds.notifications import receive_wechat_refund
 from shared.api import Blueprint
 
 logger = logging.getLogger(__name__)
@@ -103,3 +105,11 @@ class AlipayConfigNotify(MethodView):
     def post(self, config_id: str):
         """Alipay payment notification for one config (the notify_url given to Alipay)"""
         return _handle("alipay", notifications.receive_alipay, _alipay_reply, 200, config_id)
+
+
+@blp.route("/wechat/refunds/<config_id>")
+class WechatRefundNotify(MethodView):
+    @blp.doc(security=[], responses=WECHAT_RESPONSES)
+    def post(self, config_id: str):
+        """WeChat Pay refund notification (REFUND.SUCCESS / ABNORMAL / CLOSED) for one config"""
+        return _handle("wechat", receive_wechat_refund, _wechat_reply, 204, config_id)

@@ -1,4 +1,5 @@
-"""``POST /api/v1/payment/order``, ``GET /api/v1/payment/orders[/{id}]`` (scope ``payment:order``)."""
+"""``POST /api/v1/payment/order``, ``GET /api/v1/payment/orders[/{id}]``, ``POST …/orders/{id}/close``
+(scope ``payment:order``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from marshmallow import validate
 
 from payment_service.extensions import db
 from payment_service.models import ORDER_STATUSES
-from payment_service.orders import placing
+from payment_service.orders import closing, placing
 from payment_service.orders.views import created_view
 from shared.api import Blueprint
 from shared.auth import current_principal, require_scope
@@ -48,6 +49,17 @@ def _positive(value: Decimal) -> None:
         raise ma.ValidationError("金额必须大于 0")
 
 
+def amount_field(example: float) -> ma.fields.Decimal:
+    """An amount in yuan as the API takes it (orders and refunds alike)."""
+    return ma.fields.Decimal(
+        required=True,
+        allow_nan=False,
+        validate=[_positive, _two_places],
+        error_messages={**REQUIRED, "invalid": "金额必须是数字", "special": "金额必须是有限的数字"},
+        metadata={"description": AMOUNT_DESCRIPTION, "example": example, "type": "number"},
+    )
+
+
 def _length(low: int, high: int) -> validate.Length:
     return validate.Length(min=low, max=high, error=f"长度必须在 {low} 到 {high} 之间")
 
@@ -59,13 +71,7 @@ class OrderArgsSchema(ma.Schema):
         error_messages=REQUIRED,
         validate=validate.OneOf(CHANNELS, error="channel 必须是 wechat 或 alipay"),
     )
-    amount = ma.fields.Decimal(
-        required=True,
-        allow_nan=False,
-        validate=[_positive, _two_places],
-        error_messages={**REQUIRED, "invalid": "金额必须是数字", "special": "金额必须是有限的数字"},
-        metadata={"description": AMOUNT_DESCRIPTION, "example": 20.00, "type": "number"},
-    )
+    amount = amount_field(20.00)
     description = ma.fields.String(required=True, error_messages=REQUIRED, validate=_length(1, 127))
     payer_id = ma.fields.String(
         required=True,
@@ -156,6 +162,8 @@ class OrderSchema(ma.Schema):
     mode = ma.fields.String()
     config_id = ma.fields.String()
     amount = ma.fields.Float(metadata={"description": "Yuan"})
+    refunded_amount = ma.fields.Float(metadata={"description": "Yuan refunded (successful refunds)"})
+    refunding_amount = ma.fields.Float(metadata={"description": "Yuan reserved by refunds still processing"})
     description = ma.fields.String()
     status = ma.fields.String(metadata={"enum": list(ORDER_STATUSES)})
     channel_order_ref = ma.fields.String(
@@ -211,3 +219,19 @@ class Order(MethodView):
     def get(self, transaction_id: str):
         """Show a payment order: status, amounts, upstream ids, profit sharing and forwarding state"""
         return ok(placing.order_detail(db.session, current_principal().tenant_id, transaction_id))
+
+
+@blp.route("/orders/<transaction_id>/close")
+class CloseOrder(MethodView):
+    @require_scope("payment:order")
+    @blp.response(200, envelope(OrderSchema))
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT", description="The order is paid or refunded")
+    @blp.alt_response(
+        502, response="DEFAULT_ERROR", description="Upstream error; data has its code and message"
+    )
+    def post(self, transaction_id: str):
+        """Close a pending order upstream (WeChat close, alipay.trade.close) and here; again: the same"""
+        tenant_id = current_principal().tenant_id
+        closing.close_order(db.session, tenant_id, transaction_id)
+        return ok(placing.order_detail(db.session, tenant_id, transaction_id))

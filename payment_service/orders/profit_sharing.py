@@ -3,8 +3,10 @@
 The plan (receivers and ratios) is taken from the config when the order is placed, so a later change of
 the config does not change what an order already paid owes. Amounts follow ``channels.split_amounts``:
 floor(total × ratio) fen per transferred receiver, 0-fen receivers skipped, and the sub-merchant keeps
-the rest, its own share included. The split's ``out_order_no`` is derived from the transaction, so placing
-it again (a retry, a redelivered task) is idempotent at WeChat; ``unfreeze_unsplit`` releases the rest.
+the rest, its own share included; "total" is what refunds (successful or processing) leave of the payment
+when the split is placed, and a fully refunded order is never split. The split's ``out_order_no`` is
+derived from the transaction, so placing it again (a retry, a redelivered task) is idempotent at WeChat;
+``unfreeze_unsplit`` releases the rest.
 """
 
 from __future__ import annotations
@@ -140,6 +142,10 @@ def run_profit_sharing(session: Session, order_id: str) -> float | None:
         lines = session.scalars(
             select(ProfitSharingReceiver).where(ProfitSharingReceiver.sharing_id == sharing.id)
         ).all()
+        if sharing.status == "pending" and not _split_what_remains(session, order, lines):
+            sharing.status, sharing.finished_at = "finished", utcnow()
+            logger.info("profit sharing of %s: nothing left to split after refunds", order_id)
+            return None
         try:
             client = channel_for(config)
             if not isinstance(client, WechatPayClient):
@@ -158,6 +164,36 @@ def run_profit_sharing(session: Session, order_id: str) -> float | None:
         poll = settings["PROFIT_SHARING_POLL_SECONDS"]
         sharing.next_attempt_at = utcnow() + timedelta(seconds=poll)
         return poll
+
+
+def _split_what_remains(session: Session, order: PaymentOrder, lines: list[ProfitSharingReceiver]) -> bool:
+    """Before placing the split: the order's row lock (held until the split is placed, so a refund waits
+    for it and then takes its shares back), and the amounts recomputed from what refunds, successful or
+    processing, leave of the payment. False when nothing is left to transfer (a fully refunded order)."""
+    order = session.scalar(
+        select(PaymentOrder)
+        .where(PaymentOrder.id == order.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    remaining = order.amount_fen - (order.refunded_fen or 0) - (order.refunding_fen or 0)
+    if remaining == order.amount_fen:
+        return any(line.state == "pending" for line in lines)
+    plan = order.sharing_plan
+    transfers = {
+        receiver["merchant_id"]: fen
+        for receiver, fen in (
+            split_amounts(remaining, plan["receivers"], plan["sub_mch_id"]) if remaining else []
+        )
+    }
+    for line in lines:
+        if line.merchant_id == plan["sub_mch_id"]:
+            line.amount_fen = remaining - sum(transfers.values())
+        elif line.merchant_id in transfers:
+            line.state, line.amount_fen = "pending", transfers[line.merchant_id]
+        elif line.state == "pending":
+            line.state, line.amount_fen = "skipped", 0
+    return bool(transfers)
 
 
 def _place_or_poll(

@@ -69,7 +69,7 @@ def close_expired_orders(session: Session, now: datetime | None = None) -> int:
             closed += mark_closed(session, order.id)
             continue
         try:
-            if _settled_by_query(session, channel, order):
+            if settled_by_query(session, channel, order):
                 continue
             channel.close_order(order.id)
         except ChannelError as exc:
@@ -111,14 +111,14 @@ def query_pending_orders(session: Session, now: datetime | None = None) -> int:
         if channel is None:
             continue
         try:
-            paid += _settled_by_query(session, channel, order) == "paid"
+            paid += settled_by_query(session, channel, order) == "paid"
         except ChannelError as exc:
             if exc.code not in NOTHING_TO_CLOSE:
                 logger.warning("querying pending order %s failed: %s", order.id, exc)
     return paid
 
 
-def _settled_by_query(session: Session, channel: PaymentChannel, order: PaymentOrder) -> str | None:
+def settled_by_query(session: Session, channel: PaymentChannel, order: PaymentOrder) -> str | None:
     """Ask the upstream; apply a paid or closed answer. Returns the state applied, None if still pending."""
     queried = channel.query_order(order.id)
     if queried.state == "paid":

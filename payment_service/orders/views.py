@@ -1,4 +1,5 @@
-"""What the API shows of an order: amounts in yuan, times in UTC, profit sharing and forwarding state.
+"""What the API shows of an order: amounts in yuan (refunded and refunding too), times in UTC, profit sharing
+and forwarding state.
 
 Amounts are JSON numbers in yuan (``20.5`` for 2050 fen): exact for every amount up to the maximum,
 since a two-decimal number survives the round trip through a double.
@@ -9,7 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from payment_service.models import OrderForward, PaymentOrder, ProfitSharing, ProfitSharingReceiver
+from payment_service.models import (
+    OrderForward,
+    PaymentOrder,
+    ProfitSharing,
+    ProfitSharingReceiver,
+    RefundForward,
+)
 from shared.db import isoformat
 
 FEN_PER_YUAN = 100
@@ -45,6 +52,8 @@ def order_view(
         "mode": order.mode,
         "config_id": order.config_id,
         "amount": yuan(order.amount_fen),
+        "refunded_amount": yuan(order.refunded_fen or 0),
+        "refunding_amount": yuan(order.refunding_fen or 0),
         "description": order.description,
         "status": order.status,
         "channel_order_ref": order.channel_order_ref,
@@ -56,7 +65,7 @@ def order_view(
         "paid_at": isoformat(order.paid_at),
         "closed_at": isoformat(order.closed_at),
         "profit_sharing": _sharing_view(sharing, receivers or []) if sharing is not None else None,
-        "forwarding": _forward_view(forward) if forward is not None else None,
+        "forwarding": forward_view(forward) if forward is not None else None,
     }
 
 
@@ -81,7 +90,7 @@ def _sharing_view(sharing: ProfitSharing, receivers: list[ProfitSharingReceiver]
     }
 
 
-def _forward_view(forward: OrderForward) -> dict[str, Any]:
+def forward_view(forward: OrderForward | RefundForward) -> dict[str, Any]:
     return {
         "status": forward.status,
         "attempts": forward.attempts,
