@@ -4,6 +4,9 @@
 merchant keys, then creates and binds a wechat_split config (10 % to a platform receiver) and an
 alipay_direct config for the site. ``flask --app payment_service sandbox pay TXN_…`` makes the fake
 "pay" a pending order: it posts its signed notification to this service, as the real upstream would.
+A refund asked through the API (``POST /orders/{id}/refunds``) stays processing on WeChat until
+``flask --app payment_service sandbox settle-refund RFD_… [--status SUCCESS|ABNORMAL|CLOSED]`` makes the
+fake settle it and post its REFUND.* notification (an Alipay refund left at fund_change N is settled too).
 The fakes run as ``python -m tests.fakes.wechatpay --port 8601 --allow-http-notify`` and
 ``python -m tests.fakes.alipay --port 8602``; see the README, "Local sandbox".
 """
@@ -28,7 +31,7 @@ from payment_service.channels.wechat import API_BASE_URL
 from payment_service.configs.bindings import bind_site
 from payment_service.configs.center import create_config
 from payment_service.extensions import db
-from payment_service.models import PaymentOrder, Tenant
+from payment_service.models import PaymentOrder, Refund, Tenant
 from shared.auth import Principal
 from shared.tenancy import echo_json
 
@@ -71,6 +74,24 @@ def pay_order(session: Session, transaction_id: str) -> dict[str, Any]:
         raise SandboxError(f"no order {transaction_id}")
     base = wechat_fake_url() if order.channel == "wechat" else alipay_fake_url()
     return _call("POST", f"{base}{CONTROL}/pay/{transaction_id}", {})
+
+
+REFUND_OUTCOMES = ("SUCCESS", "ABNORMAL", "CLOSED")
+
+
+def settle_refund(session: Session, refund_id: str, status: str = "SUCCESS") -> dict[str, Any]:
+    """Have the fake finish a refund: WeChat posts its REFUND.<status> notification here; Alipay (which has
+    no refund notification) marks it refunded, and the next query of this service finds it so."""
+    refund = session.get(Refund, refund_id)
+    if refund is None:
+        raise SandboxError(f"no refund {refund_id}")
+    order = session.get(PaymentOrder, refund.order_id)
+    if order.channel == "wechat":
+        return _call("POST", f"{wechat_fake_url()}{CONTROL}/refunds/{refund_id}/settle", {"status": status})
+    if status != "SUCCESS":
+        raise SandboxError("an Alipay refund only settles as SUCCESS")
+    body = {"out_trade_no": order.id, "out_request_no": refund_id}
+    return _call("POST", f"{alipay_fake_url()}{CONTROL}/refunds/settle", body)
 
 
 def _fake_url(configured: str) -> str:
@@ -170,5 +191,18 @@ def register_sandbox_commands(app: Flask) -> None:
     def pay(transaction_id: str) -> None:
         """Pay a pending sandbox order: the fake posts its signed notification to this service."""
         echo_json(pay_order(db.session, transaction_id))
+
+    @group.command("settle-refund")
+    @click.argument("refund_id")
+    @click.option(
+        "--status",
+        type=click.Choice(REFUND_OUTCOMES),
+        default="SUCCESS",
+        show_default=True,
+        help="How WeChat ends the refund (ABNORMAL: the payer's account cannot take it).",
+    )
+    def settle(refund_id: str, status: str) -> None:
+        """Settle a processing sandbox refund: the WeChat fake posts its REFUND.* notification here."""
+        echo_json(settle_refund(db.session, refund_id, status))
 
     app.cli.add_command(group)
