@@ -67,6 +67,19 @@ def publish_ids(celery: Celery, task: str, ids: list[str], queue: str) -> None:
     )
 
 
+#: Redis hands an unacknowledged task to another worker after this long. Above the longest retry countdown
+#: (the webhook schedule's 10 h, jittered), so a task waiting for its retry is not delivered twice meanwhile;
+#: a task lost with its worker comes back sooner anyway, through the services' sweeps (decision 0008).
+REDIS_VISIBILITY_TIMEOUT_SECONDS = 12 * 3600
+REDIS_SCHEMES = ("redis", "rediss", "sentinel")
+
+
+def broker_transport_options(broker_url: str) -> dict:
+    if broker_url.split("://", 1)[0].split("+")[0] in REDIS_SCHEMES:
+        return {"visibility_timeout": REDIS_VISIBILITY_TIMEOUT_SECONDS}
+    return {}
+
+
 def new_celery(name: str) -> Celery:
     return Celery(name, task_cls=AppContextTask, set_as_current=False)
 
@@ -75,6 +88,7 @@ def bind_celery(celery: Celery, app: Flask, queues: tuple[str, ...], settings: d
     """``queues[0]`` is the default queue; a worker started without ``-Q`` consumes all of them."""
     celery.conf.update(
         broker_url=app.config["BROKER_URL"],
+        broker_transport_options=broker_transport_options(app.config["BROKER_URL"]),
         task_ignore_result=True,
         result_backend=None,
         task_acks_late=True,
