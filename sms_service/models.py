@@ -107,6 +107,10 @@ class Message(Base):
         Index("ix_messages_status_updated_at", "status", "updated_at"),
         Index("ix_messages_tenant_id_template_id_status", "tenant_id", "template_id", "status"),
         Index("ix_messages_provider_biz_id", "provider", "biz_id", **_only_where("biz_id IS NOT NULL")),
+        # Receipts of a call that never answered: only sending rows, so it costs the other writes nothing.
+        Index(
+            "ix_messages_call_ref_mobile_sending", "call_ref", "mobile", **_only_where("status = 'sending'")
+        ),
         Index(
             "ix_messages_callback_status_callback_next_at",
             "callback_status",

@@ -77,21 +77,36 @@ def record_reports(session: Session, reports: list[DeliveryReport]) -> tuple[int
 
 
 def _find_message(session: Session, report: DeliveryReport) -> str | None:
-    """By our message id when the upstream echoes it, else by (provider, biz_id, mobile)."""
+    """By our message id when the upstream echoes it, else by (provider, biz_id, mobile), else by the call
+    reference and the mobile: a message whose call never answered (worker killed, read timeout) has no biz_id,
+    but its call reference was committed before the call, and a number is in a call at most once."""
     if report.out_id:
         found = session.scalar(
             select(Message.id).where(Message.id == report.out_id, Message.provider == report.provider)
         )
         if found:
             return found
-    if not report.biz_id:
+    if report.biz_id:
+        found = session.scalar(
+            select(Message.id)
+            .where(
+                Message.provider == report.provider,
+                Message.biz_id == report.biz_id,
+                Message.mobile == report.mobile,
+            )
+            .limit(1)
+        )
+        if found:
+            return found
+    if not report.reference:
         return None
     return session.scalar(
         select(Message.id)
         .where(
-            Message.provider == report.provider,
-            Message.biz_id == report.biz_id,
+            Message.call_ref == report.reference,
             Message.mobile == report.mobile,
+            Message.provider == report.provider,
+            Message.status == SENDING,
         )
         .limit(1)
     )

@@ -227,6 +227,7 @@ class AliyunSmsProvider(SmsProvider):
                     error_message=None if success else item.get("err_msg"),
                     reported_at=parse_china_time(item.get("report_time")),
                     out_id=_message_reference(item.get("out_id")),
+                    reference=str(item.get("out_id") or "") or None,
                 )
             )
         return reports

@@ -80,6 +80,9 @@ class DeliveryReport:
     error_message: str | None
     reported_at: datetime | None
     out_id: str | None = None  # our message_id, when the upstream echoes a single-message reference
+    # The call reference the upstream echoes (Aliyun OutId), also a multi-message call's: with the mobile it
+    # finds a message whose call never answered, so no biz_id was stored.
+    reference: str | None = None
 
 
 class ProviderError(Exception):
