@@ -31,14 +31,19 @@ OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"
 
 
 def due_messages(session: Session) -> list[Message]:
-    """Submitted messages past the poll delay (the sandbox's own delay for it) and unknown outcomes."""
+    """Claim the submitted messages past the poll delay (the sandbox's own delay for it) and unknown outcomes.
+
+    Claimed in one transaction: the rows are locked with ``SKIP LOCKED`` and ``updated_at`` moved to now,
+    so a run that overlaps this one skips them, and the next run asks about them a poll delay later. Each
+    message is asked about once per ``SMS_RECEIPT_POLL_AFTER_SECONDS``, however many runs overlap.
+    """
     config = current_app.config
     now = utcnow()
     poll_before = now - timedelta(seconds=config["RECEIPT_POLL_AFTER_SECONDS"])
     sandbox_before = now - timedelta(milliseconds=config["SANDBOX_DELAY_MS"])
-    return list(
-        session.scalars(
-            select(Message)
+    with atomic(session):
+        ids = session.scalars(
+            select(Message.id)
             .where(
                 or_(
                     and_(Message.status == SUBMITTED, Message.updated_at < poll_before),
@@ -56,8 +61,19 @@ def due_messages(session: Session) -> list[Message]:
             )
             .order_by(Message.updated_at)
             .limit(config["POLL_BATCH_SIZE"])
+            .with_for_update(skip_locked=True)
         ).all()
-    )
+        if not ids:
+            return []
+        return list(
+            session.scalars(
+                update(Message)
+                .where(Message.id.in_(ids))
+                .values(updated_at=now)
+                .returning(Message)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            ).all()
+        )
 
 
 def poll(session: Session) -> dict[str, int]:
@@ -66,6 +82,8 @@ def poll(session: Session) -> dict[str, int]:
     give_up_before = utcnow() - timedelta(seconds=config["RECEIPT_GIVE_UP_AFTER_SECONDS"])
     counts = {"applied": 0, "waiting": 0, "given_up": 0}
     for message in due_messages(session):
+        if message.status not in (SENDING, SUBMITTED):
+            continue  # a receipt settled it since the claim: nothing to ask
         report = _ask_upstream(message)
         callbacks: list[str] = []
         # Each message its own transaction, between upstream calls: one that fails undoes no other's result.
@@ -86,14 +104,7 @@ def poll(session: Session) -> dict[str, int]:
                 callbacks = [message_id for message_id, has_callback in moved if has_callback]
                 counts["given_up"] += len(moved)
             else:
-                # Not final yet: look again after another poll delay.
-                session.execute(
-                    update(Message)
-                    .where(Message.id == message.id, Message.status == message.status)
-                    .values(updated_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
-                counts["waiting"] += 1
+                counts["waiting"] += 1  # not final yet: its claim makes the next look a poll delay later
         for message_id in callbacks:
             outbox.publish_callback(message_id, 1)
     return counts

@@ -43,3 +43,19 @@ def test_a_receipt_for_another_number_of_the_reference_matches_nothing(
     stranger = {**aliyun.receipt(aliyun.accepted()[0]), "phone_number": "13900139999"}
     assert receipts.apply_reports(sms_db, receipts.parse_push("aliyun", json.dumps([stranger]))) == (0, 1)
     assert {m.status for m in rows(sms_db, ids)} == {"sending"}
+
+
+def test_overlapping_reconciliation_runs_never_claim_the_same_rows(
+    sms_db, sms_tenant, template, aliyun, configure
+):
+    from sms_service.delivery import reconciliation
+    from tests.sms.domain.test_reconciliation_and_sweeps import age
+
+    ids = _unanswered_call(sms_db, sms_tenant, template, aliyun, configure)
+    age(sms_db, ids, 3600)
+    claimed = reconciliation.due_messages(sms_db)
+    assert sorted(m.id for m in claimed) == sorted(ids)
+    assert reconciliation.due_messages(sms_db) == []  # a run overlapping the first finds nothing to ask
+    age(sms_db, ids, 3600)
+    assert reconciliation.poll(sms_db)["applied"] == 3  # asked once each, found by the call reference
+    assert {m.status for m in rows(sms_db, ids)} == {"success"}
