@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata, utcnow
@@ -24,6 +24,11 @@ FINAL_STATUSES = (SUCCESS, FAILED)
 
 TEMPLATE_ENABLED = "enabled"
 TEMPLATE_DISABLED = "disabled"
+
+VERIFICATION = "verification"
+NOTIFICATION = "notification"
+MARKETING = "marketing"
+CATEGORIES = (VERIFICATION, NOTIFICATION, MARKETING)
 
 # Callback lifecycle of a message that has a callback_url.
 CALLBACK_WAITING = "waiting"  # the message is not final yet
@@ -69,6 +74,7 @@ class Template(Base):
     variables: Mapped[list[str]] = mapped_column(JSON)
     sign_name: Mapped[str] = mapped_column(String(40))
     provider_codes: Mapped[dict[str, str]] = mapped_column(JSON)
+    category: Mapped[str] = mapped_column(String(20), default=NOTIFICATION, server_default=NOTIFICATION)
     status: Mapped[str] = mapped_column(String(10), default=TEMPLATE_ENABLED)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -134,6 +140,8 @@ class Message(Base):
     batch_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     mobile: Mapped[str] = mapped_column(String(11))
     variables: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The billed parts of the rendered text, 【sign name】 included (accepting.segments).
+    segments: Mapped[int] = mapped_column(SmallInteger, default=1, server_default=text("1"))
     callback_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
     status: Mapped[str] = mapped_column(String(12), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -37,6 +37,9 @@ class SendProfile:
     mobile_per_minute: int
     mobile_per_hour: int
     mobile_per_day: int
+    content: str
+    sign_name: str
+    category: str
 
 
 # Built once: constructing the statement cost more CPU per send than running it.
@@ -50,6 +53,9 @@ _PROFILE = (
         Tenant.mobile_per_minute,
         Tenant.mobile_per_hour,
         Tenant.mobile_per_day,
+        Template.content,
+        Template.sign_name,
+        Template.category,
     )
     .join(Template, Template.tenant_id == Tenant.id)
     .where(

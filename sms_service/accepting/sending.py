@@ -23,6 +23,7 @@ from shared.transactions import atomic
 from shared.webhooks import UrlRefused, check_public_url
 from sms_service.accepting import idempotency
 from sms_service.accepting.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
+from sms_service.accepting.segments import billed_segments, rendered
 from sms_service.accepting.send_profiles import SendProfile, sendable_profile
 from sms_service.accepting.templates import check_variables
 from sms_service.delivery import outbox
@@ -226,6 +227,7 @@ def _message_rows(profile, recipients, ids, callback_url, batch_id, now) -> list
             "batch_id": batch_id,
             "mobile": recipient.mobile,
             "variables": recipient.variables,
+            "segments": billed_segments(rendered(profile.sign_name, profile.content, recipient.variables)),
             "callback_url": callback_url,
             "status": QUEUED,
             "attempts": 0,

@@ -14,12 +14,15 @@ from shared.ids import new_id
 from shared.transactions import atomic
 from sms_service.accepting import send_profiles
 from sms_service.accepting.send_profiles import SendProfile
-from sms_service.models import TEMPLATE_ENABLED, Template
+from sms_service.models import MARKETING, NOTIFICATION, TEMPLATE_ENABLED, Template
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]{0,31})\}")
 # A "${" that does not open a well-formed placeholder.
 BROKEN_PLACEHOLDER = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]{0,31}\})")
 KNOWN_PROVIDERS = ("aliyun", "tencent", "sandbox")
+# How a marketing text tells the mobile to opt out, with the upstreams' reply keywords; Aliyun requires it at
+# the very end of the content.
+OPT_OUT_INSTRUCTIONS = ("回T退订", "回TD退订", "回N退订", "拒收请回复R")
 
 
 def variables_of(content: str) -> list[str]:
@@ -39,6 +42,16 @@ def check_content(content: str) -> None:
         )
 
 
+def check_category(category: str, content: str) -> None:
+    """A marketing template must end with an opt-out instruction (OPT_OUT_INSTRUCTIONS)."""
+    if category == MARKETING and not content.rstrip().endswith(OPT_OUT_INSTRUCTIONS):
+        shown = "、".join(OPT_OUT_INSTRUCTIONS)
+        raise BadRequestError(
+            f"营销类模板内容须以退订方式结尾 ({shown} 之一)",
+            data={"errors": {"content": [f"须以 {shown} 之一结尾"]}},
+        )
+
+
 def check_provider_codes(codes: dict[str, Any]) -> dict[str, str]:
     unknown = sorted(set(codes) - set(KNOWN_PROVIDERS))
     if unknown:
@@ -51,6 +64,8 @@ def check_provider_codes(codes: dict[str, Any]) -> dict[str, str]:
 
 def create_template(session: Session, tenant_id: str, fields: dict[str, Any]) -> Template:
     check_content(fields["content"])
+    category = fields.get("category") or NOTIFICATION
+    check_category(category, fields["content"])
     now = utcnow()
     template = Template(
         id=new_id("TMPL"),
@@ -60,6 +75,7 @@ def create_template(session: Session, tenant_id: str, fields: dict[str, Any]) ->
         variables=variables_of(fields["content"]),
         sign_name=fields["sign_name"],
         provider_codes=check_provider_codes(fields.get("provider_codes") or {}),
+        category=category,
         status=fields.get("status") or TEMPLATE_ENABLED,
         created_at=now,
         updated_at=now,
@@ -100,9 +116,10 @@ def update_template(session: Session, tenant_id: str, template_id: str, fields: 
             template.variables = variables_of(fields["content"])
         if "provider_codes" in fields:
             template.provider_codes = check_provider_codes(fields["provider_codes"] or {})
-        for name in ("name", "sign_name", "status"):
+        for name in ("name", "sign_name", "status", "category"):
             if name in fields:
                 setattr(template, name, fields[name])
+        check_category(template.category, template.content)
         template.updated_at = utcnow()
     send_profiles.forget(tenant_id, template_id)
     return template

@@ -77,6 +77,13 @@ class RecordSchema(ma.Schema):
     channel_response = Itself(ChannelResponseSchema)
     error_code = ma.fields.String(allow_none=True)
     error_message = ma.fields.String(allow_none=True)
+    segments = ma.fields.Integer(
+        metadata={
+            "description": "Billed segments of the text with 【sign name】: 1 up to 70 characters, "
+            "else ceil(length / 67)",
+            "minimum": 1,
+        }
+    )
     created_at = UtcTime()
     sent_at = UtcTime(allow_none=True, metadata={"description": "When the upstream accepted the message"})
     completed_at = UtcTime(allow_none=True, metadata={"description": "When it reached success or failed"})

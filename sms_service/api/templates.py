@@ -13,11 +13,16 @@ from shared.paging import PageArgsSchema
 from sms_service.accepting import templates
 from sms_service.api.common import UtcTime
 from sms_service.extensions import db
-from sms_service.models import TEMPLATE_DISABLED, TEMPLATE_ENABLED
+from sms_service.models import CATEGORIES, NOTIFICATION, TEMPLATE_DISABLED, TEMPLATE_ENABLED
 
 blp = Blueprint("sms_templates", __name__, url_prefix="/api/v1/sms/templates", description="短信模板管理")
 
 STATUS = validate.OneOf((TEMPLATE_ENABLED, TEMPLATE_DISABLED), error="status 必须是 enabled 或 disabled")
+CATEGORY = validate.OneOf(CATEGORIES, error="category 必须是 {choices} 之一")
+CATEGORY_DESCRIPTION = (
+    "verification, notification or marketing; a marketing template's content ends with an opt-out "
+    "instruction: " + ", ".join(templates.OPT_OUT_INSTRUCTIONS)
+)
 
 
 def _not_blank(value: str) -> None:
@@ -47,6 +52,7 @@ class TemplateFieldsSchema(ma.Schema):
     sign_name = ma.fields.String(validate=[validate.Length(min=1, max=40), _not_blank], metadata=NOT_BLANK)
     provider_codes = ma.fields.Nested(ProviderCodesSchema)
     status = ma.fields.String(validate=STATUS)
+    category = ma.fields.String(validate=CATEGORY, metadata={"description": CATEGORY_DESCRIPTION})
 
 
 class TemplateCreateSchema(TemplateFieldsSchema):
@@ -61,6 +67,9 @@ class TemplateCreateSchema(TemplateFieldsSchema):
     )
     provider_codes = ma.fields.Nested(ProviderCodesSchema, load_default=dict)
     status = ma.fields.String(load_default=TEMPLATE_ENABLED, validate=STATUS)
+    category = ma.fields.String(
+        load_default=NOTIFICATION, validate=CATEGORY, metadata={"description": CATEGORY_DESCRIPTION}
+    )
 
 
 class TemplateUpdateSchema(TemplateFieldsSchema):
@@ -84,6 +93,7 @@ class TemplateSchema(ma.Schema):
     variables = ma.fields.List(ma.fields.String())
     sign_name = ma.fields.String()
     provider_codes = ma.fields.Nested(ProviderCodesSchema)
+    category = ma.fields.String(validate=CATEGORY)
     status = ma.fields.String(validate=STATUS)
     created_at = UtcTime()
     updated_at = UtcTime()
