@@ -46,6 +46,7 @@ class FakeAliyunSms(FakeSmsUpstream):
     def __init__(self, *, credentials: Mapping[str, str] | None = None, **kwargs: Any):
         self.credentials = dict(credentials or {ACCESS_KEY_ID: ACCESS_KEY_SECRET})
         self._nonces: dict[str, float] = {}
+        self.queries = 0  # QuerySendDetails calls answered
         super().__init__(**kwargs)
 
     def handle(self, request: Request) -> Response:
@@ -185,6 +186,8 @@ class FakeAliyunSms(FakeSmsUpstream):
         return json_response({"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": request_id})
 
     def _query_send_details(self, params: dict[str, str], request_id: str) -> Response:
+        with self._lock:
+            self.queries += 1
         mobile = national_number(params.get("PhoneNumber", ""))
         if mobile is None:
             return _business_error("isv.MOBILE_NUMBER_ILLEGAL", "非法手机号", request_id)
