@@ -193,3 +193,23 @@ class LimitCounter(Base):
     used: Mapped[int] = mapped_column(Integer)
     cap: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class HeldReceipt(Base):
+    """A pushed receipt that matched no open message yet (e.g. Tencent's, which carries only the SerialNo,
+    before the call's answer stored it). Applied when that answer arrives; purged after
+    ``SMS_HELD_RECEIPT_SECONDS``."""
+
+    __tablename__ = "held_receipts"
+    __table_args__ = (Index("ix_held_receipts_provider_biz_id_mobile", "provider", "biz_id", "mobile"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    mobile: Mapped[str] = mapped_column(String(11))
+    biz_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    success: Mapped[bool] = mapped_column()
+    error_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "POLL_BATCH_SIZE": 200,
     # Delivery receipts pushed by the upstreams: ?token=<RECEIPT_TOKEN>; unset turns the endpoints off.
     "RECEIPT_TOKEN": "",
+    # Seconds a pushed receipt that matched no message yet is kept for the call's answer to arrive.
+    "HELD_RECEIPT_SECONDS": 86_400,
     # Result callbacks to tenants (shared.webhooks); the retry delays are the schedule both services use.
     "CALLBACK_ALLOW_PRIVATE": False,
     "CALLBACK_TIMEOUT_SECONDS": 5.0,

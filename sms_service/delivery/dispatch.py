@@ -24,6 +24,7 @@ from shared.db import utcnow
 from shared.transactions import atomic
 from sms_service.delivery import outbox
 from sms_service.delivery.circuit_breaker import Breaker, build_breaker
+from sms_service.delivery.receipts import apply_held
 from sms_service.delivery.transitions import finish, submit
 from sms_service.models import FAILED, QUEUED, SENDING, Message, Template
 from sms_service.providers import (
@@ -278,6 +279,9 @@ def _apply_outcomes(
         pending.pop(outcome.message_id, None)
     for (req_id, biz_id), ids in accepted.items():
         report.submitted += submit(session, ids, provider, req_id, biz_id)
+    if accepted:
+        # Receipts that came before this answer (held: no biz_id to match them by then).
+        callbacks += apply_held(session, provider, [i for ids in accepted.values() for i in ids])
     if unknown:
         _mark_unknown(session, unknown, provider, None)
         report.unknown += len(unknown)

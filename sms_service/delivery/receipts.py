@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.transactions import atomic
 from sms_service.delivery import outbox
 from sms_service.delivery.transitions import finish
 from sms_service.mobiles import mask_mobile
-from sms_service.models import FAILED, SENDING, SUBMITTED, SUCCESS, Message
+from sms_service.models import FAILED, SENDING, SUBMITTED, SUCCESS, HeldReceipt, Message
 from sms_service.providers import AliyunSmsProvider, DeliveryReport, SmsProvider, TencentSmsProvider
 
 logger = logging.getLogger(__name__)
@@ -65,15 +65,72 @@ def record_reports(session: Session, reports: list[DeliveryReport]) -> tuple[int
         if moved:
             applied += 1
             callbacks += [mid for mid, has_callback in moved if has_callback]
-        else:
-            ignored += 1
-            logger.info(
-                "receipt from %s for %s (biz_id %s) matched no open message; acknowledged and ignored",
-                report.provider,
-                mask_mobile(report.mobile),
-                report.biz_id,
-            )
+            continue
+        ignored += 1
+        if message_id is None and report.biz_id:
+            # Perhaps its call's answer (which stores the biz_id) is still on its way: held until it comes.
+            session.add(_held(report))
+        logger.info(
+            "receipt from %s for %s (biz_id %s) matched no open message; acknowledged and held",
+            report.provider,
+            mask_mobile(report.mobile),
+            report.biz_id,
+        )
     return applied, ignored, callbacks
+
+
+def apply_held(session: Session, provider: str, message_ids: list[str]) -> list[str]:
+    """Apply the held receipts of messages just submitted (their biz_id now stored), in the caller's
+    transaction; returns the callbacks due."""
+    keys = session.execute(
+        select(Message.biz_id, Message.mobile).where(
+            Message.id.in_(message_ids), Message.provider == provider, Message.biz_id.is_not(None)
+        )
+    ).all()
+    if not keys:
+        return []
+    held = session.scalars(
+        select(HeldReceipt).where(
+            HeldReceipt.provider == provider,
+            tuple_(HeldReceipt.biz_id, HeldReceipt.mobile).in_([tuple(key) for key in keys]),
+        )
+    ).all()
+    if not held:
+        return []
+    _, _, callbacks = record_reports(session, [_report(row) for row in held])
+    session.execute(delete(HeldReceipt).where(HeldReceipt.id.in_([row.id for row in held])))
+    return callbacks
+
+
+def purge_held(session: Session, older_than) -> int:
+    """Forget held receipts received before ``older_than`` (the caller's transaction)."""
+    return session.execute(delete(HeldReceipt).where(HeldReceipt.received_at < older_than)).rowcount or 0
+
+
+def _held(report: DeliveryReport) -> HeldReceipt:
+    return HeldReceipt(
+        provider=report.provider,
+        mobile=report.mobile,
+        biz_id=report.biz_id,
+        reference=report.reference,
+        success=report.success,
+        error_code=report.error_code,
+        error_message=(report.error_message or "")[:500] or None,
+        reported_at=report.reported_at,
+    )
+
+
+def _report(row: HeldReceipt) -> DeliveryReport:
+    return DeliveryReport(
+        provider=row.provider,
+        biz_id=row.biz_id,
+        mobile=row.mobile,
+        success=row.success,
+        error_code=row.error_code,
+        error_message=row.error_message,
+        reported_at=row.reported_at,
+        reference=row.reference,
+    )
 
 
 def _find_message(session: Session, report: DeliveryReport) -> str | None:

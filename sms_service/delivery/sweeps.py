@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import utcnow
 from shared.transactions import atomic
-from sms_service.delivery import outbox
+from sms_service.delivery import outbox, receipts
 from sms_service.models import CALLBACK_PENDING, QUEUED, SENDING, Message
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,14 @@ def sweep(session: Session) -> dict[str, int]:
         "requeued": requeue_stale_sending(session),
         "republished": republish_queued(session),
         "callbacks": republish_callbacks(session),
+        "held_receipts_purged": purge_held_receipts(session),
     }
+
+
+def purge_held_receipts(session: Session) -> int:
+    cutoff = utcnow() - timedelta(seconds=current_app.config["HELD_RECEIPT_SECONDS"])
+    with atomic(session):
+        return receipts.purge_held(session, cutoff)
 
 
 def republish_queued(session: Session) -> int:
