@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from shared.transactions import atomic
@@ -100,6 +100,25 @@ def apply_held(session: Session, provider: str, message_ids: list[str]) -> list[
     _, _, callbacks = record_reports(session, [_report(row) for row in held])
     session.execute(delete(HeldReceipt).where(HeldReceipt.id.in_([row.id for row in held])))
     return callbacks
+
+
+def held_for(session: Session, message: Message) -> DeliveryReport | None:
+    """A held receipt of ``message`` (by its biz_id or its call reference, and its mobile), taken out of the
+    held ones: reconciliation applies it instead of asking the upstream."""
+    keys = [HeldReceipt.biz_id == message.biz_id] if message.biz_id else []
+    if message.call_ref:
+        keys.append(HeldReceipt.reference == message.call_ref)
+    if not keys:
+        return None
+    row = session.scalar(
+        select(HeldReceipt)
+        .where(HeldReceipt.provider == message.provider, HeldReceipt.mobile == message.mobile, or_(*keys))
+        .limit(1)
+    )
+    if row is None:
+        return None
+    session.delete(row)
+    return _report(row)
 
 
 def purge_held(session: Session, older_than) -> int:

@@ -18,7 +18,7 @@ from shared.db import utcnow
 from shared.transactions import atomic
 from sms_service.delivery import outbox
 from sms_service.delivery.dispatch import provider_named
-from sms_service.delivery.receipts import record_reports
+from sms_service.delivery.receipts import held_for, record_reports
 from sms_service.delivery.transitions import finish
 from sms_service.mobiles import mask_mobile
 from sms_service.models import FAILED, SENDING, SUBMITTED, Message
@@ -84,7 +84,9 @@ def poll(session: Session) -> dict[str, int]:
     for message in due_messages(session):
         if message.status not in (SENDING, SUBMITTED):
             continue  # a receipt settled it since the claim: nothing to ask
-        report = _ask_upstream(message)
+        with atomic(session):
+            held = held_for(session, message)
+        report = held or _ask_upstream(message)
         callbacks: list[str] = []
         # Each message its own transaction, between upstream calls: one that fails undoes no other's result.
         with atomic(session):

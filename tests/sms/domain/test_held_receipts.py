@@ -53,3 +53,23 @@ def test_held_receipts_are_purged_by_the_sweep_after_their_time(sms_db, configur
     assert sweeps.sweep(sms_db)["held_receipts_purged"] == 0 and _held(sms_db) == 2
     configure(HELD_RECEIPT_SECONDS=-1)
     assert sweeps.sweep(sms_db)["held_receipts_purged"] == 2 and _held(sms_db) == 0
+
+
+def test_reconciliation_applies_a_held_receipt_instead_of_asking_the_upstream(
+    sms_db, sms_tenant, template, aliyun, configure
+):
+    from sms_service.delivery import reconciliation
+    from tests.sms.domain.test_receipts_by_call_reference import _unanswered_call
+    from tests.sms.domain.test_reconciliation_and_sweeps import age
+
+    ids = _unanswered_call(sms_db, sms_tenant, template, aliyun, configure)
+    message = rows(sms_db, ids)[0]
+    # Held before the call reference was on record (say, a receipt from before a restore of the database).
+    with atomic(sms_db):
+        sms_db.add(
+            HeldReceipt(provider="aliyun", mobile=message.mobile, reference=message.call_ref, success=True)
+        )
+    age(sms_db, [message.id], 3600)
+    queries = aliyun.queries
+    assert reconciliation.poll(sms_db)["applied"] == 1
+    assert aliyun.queries == queries and rows(sms_db, ids)[0].status == "success" and _held(sms_db) == 0
