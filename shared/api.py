@@ -54,7 +54,6 @@ class EnvelopeApi(flask_smorest.Api):
 
     def init_app(self, app: Flask, *args, **kwargs) -> None:
         kwargs.setdefault("spec_kwargs", {}).setdefault("extra_plugins", [SchemaKeywords()])
-        app.config.setdefault("OPENAPI_VERSION", "3.0.3")
         app.config.setdefault("OPENAPI_URL_PREFIX", "/")
         app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
         app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
@@ -245,10 +244,14 @@ class Blueprint(flask_smorest.Blueprint):
 
 def link(operation_id: str, **parameters: str) -> dict:
     """An OpenAPI link to ``operation_id``, each of its parameters taken from the answer's ``data`` field
-    named by the keyword's value (a JSON pointer below ``data``)."""
+    named by the keyword's value (a JSON pointer below ``data``), or given as a runtime expression
+    (``$request.path.site_id``)."""
     return {
         "operationId": operation_id,
-        "parameters": {name: f"$response.body#/data/{pointer}" for name, pointer in parameters.items()},
+        "parameters": {
+            name: source if source.startswith("$") else f"$response.body#/data/{source}"
+            for name, source in parameters.items()
+        },
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask.views import MethodView
 
-from shared.api import Blueprint
+from shared.api import Blueprint, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok
 
@@ -23,6 +23,7 @@ def me_blueprint(url_prefix: str) -> Blueprint:
     @blueprint.route("/me")
     class Me(MethodView):
         @require_scope()
+        @blueprint.doc(**operation("get_me"))
         @blueprint.response(200, envelope(MeSchema))
         def get(self):
             principal = current_principal()

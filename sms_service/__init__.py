@@ -28,7 +28,6 @@ SERVICE = Service(
     queues=queues.ALL,
     migrations=MIGRATIONS,
     live_metrics=(BacklogCollector,),
-    openapi_version="3.1.0",
 )
 
 

@@ -8,7 +8,7 @@ from marshmallow import validate
 
 from payment_service.configs import bindings
 from payment_service.extensions import db
-from shared.api import Blueprint
+from shared.api import Blueprint, link, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok
 
@@ -60,6 +60,11 @@ class SiteBinding(MethodView):
     @blp.response(200, envelope(BindResultSchema))
     @blp.alt_response(404, response="NOT_FOUND", description="Unknown config")
     @blp.alt_response(409, response="CONFLICT", description="A concurrent change of the same binding")
+    @blp.doc(
+        **operation(
+            "bind_site", Unbind=link("unbind_site", site_id="$request.path.site_id", binding_id="binding_id")
+        )
+    )
     def post(self, args, site_id):
         """Bind a config to the site; an already bound channel is replaced"""
         result = bindings.bind_site(db.session, current_principal(), site_id, args["config_id"])
@@ -67,6 +72,7 @@ class SiteBinding(MethodView):
 
     @require_scope("payment:admin")
     @blp.response(200, envelope(SiteBindingsSchema))
+    @blp.doc(**operation("get_site_bindings"))
     def get(self, site_id):
         """The site's current bindings (WeChat and Alipay)"""
         bound = bindings.list_site_bindings(db.session, current_principal().tenant_id, site_id)
@@ -78,6 +84,7 @@ class SiteBindingItem(MethodView):
     @require_scope("payment:admin")
     @blp.response(200, envelope(UnbindResultSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("unbind_site"))
     def delete(self, site_id, binding_id):
         """Remove one binding; the site's other channel stays bound"""
         binding = bindings.unbind_site(db.session, current_principal(), site_id, binding_id)

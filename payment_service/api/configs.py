@@ -12,7 +12,7 @@ from marshmallow import validate
 from payment_service.configs import center, history
 from payment_service.configs.params import MODES, PARAMS_SCHEMAS
 from payment_service.extensions import db
-from shared.api import Blueprint
+from shared.api import Blueprint, link, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok, page_schema
 from shared.paging import PageArgsSchema
@@ -134,6 +134,16 @@ class Configs(MethodView):
     @require_scope("payment:admin")
     @blp.arguments(ConfigCreateArgsSchema())
     @blp.response(200, envelope(ConfigCreatedSchema))
+    @blp.doc(
+        **operation(
+            "create_config",
+            GetConfig=link("get_config", config_id="config_id"),
+            UpdateConfig=link("update_config", config_id="config_id"),
+            DeleteConfig=link("delete_config", config_id="config_id"),
+            SetConfigStatus=link("set_config_status", config_id="config_id"),
+            GetConfigHistory=link("get_config_history", config_id="config_id"),
+        )
+    )
     def post(self, args):
         """Create a payment config"""
         config = center.create_config(
@@ -144,6 +154,7 @@ class Configs(MethodView):
     @require_scope("payment:admin")
     @blp.arguments(ConfigListArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(ConfigSummarySchema)))
+    @blp.doc(**operation("list_configs"))
     def get(self, args):
         """List payment configs, newest first"""
         rows, total = center.list_configs(
@@ -163,6 +174,7 @@ class Config(MethodView):
     @require_scope("payment:admin")
     @blp.response(200, envelope(ConfigDetailSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("get_config"))
     def get(self, config_id):
         """Show a payment config (secrets as ***)"""
         config = center.get_config(db.session, current_principal().tenant_id, config_id)
@@ -172,6 +184,7 @@ class Config(MethodView):
     @blp.arguments(ConfigUpdateArgsSchema())
     @blp.response(200, envelope(ConfigDetailSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("update_config"))
     def put(self, args, config_id):
         """Update name and/or params (the mode cannot change)"""
         config = center.update_config(
@@ -188,6 +201,7 @@ class Config(MethodView):
     @blp.response(200, envelope(ConfigDeletedSchema))
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT", description="Sites are still bound to the config")
+    @blp.doc(**operation("delete_config"))
     def delete(self, config_id):
         """Delete a payment config no site is bound to"""
         center.delete_config(db.session, current_principal(), config_id)
@@ -200,6 +214,7 @@ class ConfigStatus(MethodView):
     @blp.arguments(ConfigStatusArgsSchema())
     @blp.response(200, envelope(ConfigDetailSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("set_config_status"))
     def put(self, args, config_id):
         """Enable or disable a payment config"""
         config = center.set_status(db.session, current_principal(), config_id, args["status"])
@@ -212,6 +227,7 @@ class ConfigHistory(MethodView):
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(HistoryEntrySchema)))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("get_config_history"))
     def get(self, args, config_id):
         """Audit trail of a config, newest first (kept after the config is deleted)"""
         tenant_id = current_principal().tenant_id

@@ -20,7 +20,7 @@ from payment_service.extensions import db
 from payment_service.metrics import NOTIFICATION_REJECTED
 from payment_service.orders import notifications
 from payment_service.refunds.notifications import receive_wechat_refund
-from shared.api import Blueprint
+from shared.api import Blueprint, operation
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def _handle(
 @blp.route("/wechat")
 class WechatNotify(MethodView):
     @blp.doc(security=[], responses=WECHAT_RESPONSES)
+    @blp.doc(**operation("wechat_notification"))
     def post(self):
         """WeChat Pay payment notification (the contract's path; the config is found by Wechatpay-Serial)"""
         return _handle("wechat", notifications.receive_wechat, _wechat_reply, 204)
@@ -86,6 +87,7 @@ class WechatNotify(MethodView):
 @blp.route("/wechat/<config_id>")
 class WechatConfigNotify(MethodView):
     @blp.doc(security=[], responses=WECHAT_RESPONSES)
+    @blp.doc(**operation("wechat_notification_of_config"))
     def post(self, config_id: str):
         """WeChat Pay payment notification for one config (the notify_url given to WeChat)"""
         return _handle("wechat", notifications.receive_wechat, _wechat_reply, 204, config_id)
@@ -94,6 +96,7 @@ class WechatConfigNotify(MethodView):
 @blp.route("/alipay")
 class AlipayNotify(MethodView):
     @blp.doc(security=[], responses=ALIPAY_RESPONSES)
+    @blp.doc(**operation("alipay_notification"))
     def post(self):
         """Alipay payment notification (the contract's path; the config is found by out_trade_no)"""
         return _handle("alipay", notifications.receive_alipay, _alipay_reply, 200)
@@ -102,6 +105,7 @@ class AlipayNotify(MethodView):
 @blp.route("/alipay/<config_id>")
 class AlipayConfigNotify(MethodView):
     @blp.doc(security=[], responses=ALIPAY_RESPONSES)
+    @blp.doc(**operation("alipay_notification_of_config"))
     def post(self, config_id: str):
         """Alipay payment notification for one config (the notify_url given to Alipay)"""
         return _handle("alipay", notifications.receive_alipay, _alipay_reply, 200, config_id)
@@ -110,6 +114,7 @@ class AlipayConfigNotify(MethodView):
 @blp.route("/wechat/refunds/<config_id>")
 class WechatRefundNotify(MethodView):
     @blp.doc(security=[], responses=WECHAT_RESPONSES)
+    @blp.doc(**operation("wechat_refund_notification"))
     def post(self, config_id: str):
         """WeChat Pay refund notification (REFUND.SUCCESS / ABNORMAL / CLOSED) for one config"""
         return _handle("wechat", receive_wechat_refund, _wechat_reply, 204, config_id)

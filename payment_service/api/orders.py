@@ -14,7 +14,8 @@ from payment_service.extensions import db
 from payment_service.models import ORDER_STATUSES
 from payment_service.orders import closing, placing
 from payment_service.orders.views import created_view
-from shared.api import Blueprint
+from payment_service.settings import DEFAULTS
+from shared.api import Blueprint, link, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok, page_schema
 from shared.paging import PageArgsSchema
@@ -28,7 +29,10 @@ blp = Blueprint(
 
 CHANNELS = ("wechat", "alipay")
 REQUIRED = {"required": "必填", "null": "不能为空"}
-AMOUNT_DESCRIPTION = "Yuan, > 0, at most 2 decimals, at most PAYMENT_MAX_AMOUNT (a JSON number or a string)"
+AMOUNT_DESCRIPTION = (
+    "Yuan, > 0, at most 2 decimals, at most PAYMENT_MAX_AMOUNT (the maximum shown is its default; "
+    "a JSON number or a string)"
+)
 
 
 # Far above any PAYMENT_MAX_AMOUNT; checking the decimals of larger numbers overflows Decimal's precision.
@@ -56,7 +60,14 @@ def amount_field(example: float) -> ma.fields.Decimal:
         allow_nan=False,
         validate=[_positive, _two_places],
         error_messages={**REQUIRED, "invalid": "金额必须是数字", "special": "金额必须是有限的数字"},
-        metadata={"description": AMOUNT_DESCRIPTION, "example": example, "type": "number"},
+        metadata={
+            "description": AMOUNT_DESCRIPTION,
+            "example": example,
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": float(DEFAULTS["MAX_AMOUNT"]),
+            "multipleOf": 0.01,
+        },
     )
 
 
@@ -191,6 +202,15 @@ class PlaceOrder(MethodView):
     @blp.alt_response(
         502, response="DEFAULT_ERROR", description="Upstream error; data has its code and message"
     )
+    @blp.doc(
+        **operation(
+            "create_order",
+            GetOrder=link("get_order", transaction_id="transaction_id"),
+            CloseOrder=link("close_order", transaction_id="transaction_id"),
+            RefundOrder=link("create_refund", transaction_id="transaction_id"),
+            ListRefunds=link("list_order_refunds", transaction_id="transaction_id"),
+        )
+    )
     def post(self, args: dict[str, Any]):
         """Place a payment order, routed by the site's binding for the channel"""
         order = placing.place_order(db.session, current_principal().tenant_id, placing.NewOrder(**args))
@@ -202,6 +222,7 @@ class Orders(MethodView):
     @require_scope("payment:order")
     @blp.arguments(OrderListArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(OrderSchema)))
+    @blp.doc(**operation("list_orders"))
     def get(self, args: dict[str, Any]):
         """List payment orders, newest first"""
         page, size = args.pop("page"), args.pop("size")
@@ -216,6 +237,7 @@ class Order(MethodView):
     @require_scope("payment:order")
     @blp.response(200, envelope(OrderSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("get_order"))
     def get(self, transaction_id: str):
         """Show a payment order: status, amounts, upstream ids, profit sharing and forwarding state"""
         return ok(placing.order_detail(db.session, current_principal().tenant_id, transaction_id))
@@ -230,6 +252,7 @@ class CloseOrder(MethodView):
     @blp.alt_response(
         502, response="DEFAULT_ERROR", description="Upstream error; data has its code and message"
     )
+    @blp.doc(**operation("close_order"))
     def post(self, transaction_id: str):
         """Close a pending order upstream (WeChat close, alipay.trade.close) and here; again: the same"""
         tenant_id = current_principal().tenant_id

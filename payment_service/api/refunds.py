@@ -14,7 +14,7 @@ from payment_service.extensions import db
 from payment_service.models import REFUND_STATUSES
 from payment_service.refunds import creating
 from payment_service.refunds.views import created_view
-from shared.api import Blueprint
+from shared.api import Blueprint, link, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok, page_schema
 from shared.paging import PageArgsSchema
@@ -100,6 +100,7 @@ class OrderRefunds(MethodView):
     @blp.alt_response(
         502, response="DEFAULT_ERROR", description="Upstream error; data has its code and message"
     )
+    @blp.doc(**operation("create_refund", GetRefund=link("get_refund", refund_id="refund_id")))
     def post(self, args: dict[str, Any], transaction_id: str):
         """Refund (part of) a paid order; data.refundable tells what is left when the amount is too high"""
         refund = creating.request_refund(
@@ -111,6 +112,7 @@ class OrderRefunds(MethodView):
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, envelope(page_schema(RefundSchema)))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("list_order_refunds"))
     def get(self, args: dict[str, Any], transaction_id: str):
         """List an order's refunds, newest first"""
         page, size = args["page"], args["size"]
@@ -125,6 +127,7 @@ class RefundDetail(MethodView):
     @require_scope("payment:order")
     @blp.response(200, envelope(RefundSchema))
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.doc(**operation("get_refund"))
     def get(self, refund_id: str):
         """Show a refund: status, amount, upstream ids and errors, profit-sharing returns, forwarding"""
         return ok(creating.refund_detail(db.session, current_principal().tenant_id, refund_id))

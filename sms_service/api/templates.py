@@ -13,12 +13,19 @@ from shared.paging import PageArgsSchema
 from sms_service.accepting import templates
 from sms_service.api.common import UtcTime
 from sms_service.extensions import db
-from sms_service.models import CATEGORIES, NOTIFICATION, TEMPLATE_DISABLED, TEMPLATE_ENABLED
+from sms_service.models import CATEGORIES, MARKETING, NOTIFICATION, TEMPLATE_DISABLED, TEMPLATE_ENABLED
 
 blp = Blueprint("sms_templates", __name__, url_prefix="/api/v1/sms/templates", description="短信模板管理")
 
 STATUS = validate.OneOf((TEMPLATE_ENABLED, TEMPLATE_DISABLED), error="status 必须是 enabled 或 disabled")
 CATEGORY = validate.OneOf(CATEGORIES, error="category 必须是 {choices} 之一")
+# templates.check_category, as JSON Schema: a marketing template's content ends with an opt-out instruction.
+MARKETING_RULE = {
+    "if": {"properties": {"category": {"const": MARKETING}}, "required": ["category"]},
+    "then": {
+        "properties": {"content": {"pattern": "(" + "|".join(templates.OPT_OUT_INSTRUCTIONS) + r")\s*$"}}
+    },
+}
 CATEGORY_DESCRIPTION = (
     "verification, notification or marketing; a marketing template's content ends with an opt-out "
     "instruction: " + ", ".join(templates.OPT_OUT_INSTRUCTIONS)
@@ -56,6 +63,9 @@ class TemplateFieldsSchema(ma.Schema):
 
 
 class TemplateCreateSchema(TemplateFieldsSchema):
+    class Meta:
+        openapi = MARKETING_RULE
+
     name = ma.fields.String(
         required=True, validate=[validate.Length(min=1, max=100), _not_blank], metadata=NOT_BLANK
     )

@@ -82,7 +82,7 @@ def linked_value(operation_id: str, link: str, answer) -> str:
 
 def test_templates_sends_records_and_batches_through_the_generated_client(sms, stack):
     from sms_client import models
-    from sms_client.api.me import get_api_v1_sms_me
+    from sms_client.api.me import get_me
     from sms_client.api.sms_batches import get_batch
     from sms_client.api.sms_receipts import aliyun_receipts
     from sms_client.api.sms_records import get_record, search_records
@@ -97,7 +97,7 @@ def test_templates_sends_records_and_batches_through_the_generated_client(sms, s
 
     tenant = json.loads(run_cli("sms_service", stack["env"], "tenant", "create", "--name", "generated"))
     client = client_for(sms, stack, tenant["api_key"])
-    me = parsed(get_api_v1_sms_me.sync_detailed(client=client), models.MeEnvelope)
+    me = parsed(get_me.sync_detailed(client=client), models.MeEnvelope)
     assert me.data.tenant_id == tenant["tenant_id"]
 
     created = parsed(
