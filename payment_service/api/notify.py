@@ -15,6 +15,7 @@ from collections.abc import Callable
 from flask import Response, request
 from flask.views import MethodView
 
+from payment_service.api.notify_bodies import ALIPAY_NOTICE, WECHAT_NOTICE
 from payment_service.channels import NotificationRejected
 from payment_service.extensions import db
 from payment_service.metrics import NOTIFICATION_REJECTED
@@ -77,7 +78,7 @@ def _handle(
 
 @blp.route("/wechat")
 class WechatNotify(MethodView):
-    @blp.doc(security=[], responses=WECHAT_RESPONSES)
+    @blp.doc(security=[], responses=WECHAT_RESPONSES, **WECHAT_NOTICE)
     @blp.doc(**operation("wechat_notification"))
     def post(self):
         """WeChat Pay payment notification (the contract's path; the config is found by Wechatpay-Serial)"""
@@ -86,7 +87,7 @@ class WechatNotify(MethodView):
 
 @blp.route("/wechat/<config_id>")
 class WechatConfigNotify(MethodView):
-    @blp.doc(security=[], responses=WECHAT_RESPONSES)
+    @blp.doc(security=[], responses=WECHAT_RESPONSES, **WECHAT_NOTICE)
     @blp.doc(**operation("wechat_notification_of_config"))
     def post(self, config_id: str):
         """WeChat Pay payment notification for one config (the notify_url given to WeChat)"""
@@ -95,7 +96,7 @@ class WechatConfigNotify(MethodView):
 
 @blp.route("/alipay")
 class AlipayNotify(MethodView):
-    @blp.doc(security=[], responses=ALIPAY_RESPONSES)
+    @blp.doc(security=[], responses=ALIPAY_RESPONSES, **ALIPAY_NOTICE)
     @blp.doc(**operation("alipay_notification"))
     def post(self):
         """Alipay payment notification (the contract's path; the config is found by out_trade_no)"""
@@ -104,7 +105,7 @@ class AlipayNotify(MethodView):
 
 @blp.route("/alipay/<config_id>")
 class AlipayConfigNotify(MethodView):
-    @blp.doc(security=[], responses=ALIPAY_RESPONSES)
+    @blp.doc(security=[], responses=ALIPAY_RESPONSES, **ALIPAY_NOTICE)
     @blp.doc(**operation("alipay_notification_of_config"))
     def post(self, config_id: str):
         """Alipay payment notification for one config (the notify_url given to Alipay)"""
@@ -113,7 +114,7 @@ class AlipayConfigNotify(MethodView):
 
 @blp.route("/wechat/refunds/<config_id>")
 class WechatRefundNotify(MethodView):
-    @blp.doc(security=[], responses=WECHAT_RESPONSES)
+    @blp.doc(security=[], responses=WECHAT_RESPONSES, **WECHAT_NOTICE)
     @blp.doc(**operation("wechat_refund_notification"))
     def post(self, config_id: str):
         """WeChat Pay refund notification (REFUND.SUCCESS / ABNORMAL / CLOSED) for one config"""
