@@ -213,3 +213,15 @@ class HeldReceipt(Base):
     error_message: Mapped[str | None] = mapped_column(String(500), nullable=True)
     reported_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class OptOut(Base):
+    """A mobile that asked one tenant to stop its marketing messages (by API, or by replying to one)."""
+
+    __tablename__ = "opt_outs"
+
+    tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"), primary_key=True)
+    mobile: Mapped[str] = mapped_column(String(11), primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))  # api, or the upstream that carried the reply
+    reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

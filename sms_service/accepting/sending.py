@@ -23,13 +23,14 @@ from shared.transactions import atomic
 from shared.webhooks import UrlRefused, check_public_url
 from sms_service.accepting import idempotency
 from sms_service.accepting.limits import DatabaseCounters, limit_exceeded, limit_store, plan_counters
+from sms_service.accepting.opt_outs import OPTED_OUT, OPTED_OUT_MESSAGE, opted_out
 from sms_service.accepting.segments import billed_segments, rendered
 from sms_service.accepting.send_profiles import SendProfile, sendable_profile
 from sms_service.accepting.templates import check_variables
 from sms_service.delivery import outbox
 from sms_service.metrics import count_messages
 from sms_service.mobiles import mask_mobile, normalise_mobile
-from sms_service.models import CALLBACK_WAITING, QUEUED, Batch, Message
+from sms_service.models import CALLBACK_PENDING, CALLBACK_WAITING, FAILED, MARKETING, QUEUED, Batch, Message
 
 _INSERT_MESSAGES = insert(Message.__table__)
 
@@ -163,14 +164,20 @@ def _accept(
 ) -> dict[str, Any]:
     now = utcnow()
     store = limit_store()
-    counters = plan_counters(profile, [r.mobile for r in recipients], now)
+    blocked = _opted_out(session, profile, recipients)
+    live = [r.mobile for r in recipients if r.mobile not in blocked]
+    counters = plan_counters(profile, live, now) if live else []
     in_database = isinstance(store, DatabaseCounters)
     endpoint, key = idempotency_scope
-    if not in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
+    if (
+        counters
+        and not in_database
+        and (hit := store.consume(session, profile.tenant_id, counters)) is not None
+    ):
         raise limit_exceeded(hit, now)
     # Core inserts on the tables: the ORM's bulk path costs more CPU than the round trip itself.
     try:
-        rows = _message_rows(profile, recipients, ids, callback_url, batch_id, now)
+        rows = _message_rows(profile, recipients, ids, callback_url, batch_id, now, blocked)
         if key or batch_id or in_database:
             # One transaction: the key, the batch, the messages and the counters stored together, or none.
             with atomic(session):
@@ -188,7 +195,11 @@ def _accept(
                         ),
                     )
                 insert_rows(session, Message.__table__, rows)
-                if in_database and (hit := store.consume(session, profile.tenant_id, counters)) is not None:
+                if (
+                    counters
+                    and in_database
+                    and (hit := store.consume(session, profile.tenant_id, counters)) is not None
+                ):
                     raise limit_exceeded(hit, now)
         else:
             # A plain send is one INSERT, a transaction by itself on the autocommit engine: no BEGIN … COMMIT
@@ -196,14 +207,14 @@ def _accept(
             execute_alone(session, _INSERT_MESSAGES, rows)
     except IntegrityError:
         # The block above rolled back: a concurrent twin's key is committed and its answer can be read.
-        if not in_database:
+        if counters and not in_database:
             store.release(profile.tenant_id, counters)
         replayed = idempotency.first_answer(session, profile.tenant_id, endpoint, key) if key else None
         if replayed is None:
             raise
         return replayed
     except BaseException:
-        if not in_database:
+        if counters and not in_database:
             store.release(profile.tenant_id, counters)
         raise
     logger.info(
@@ -213,13 +224,27 @@ def _accept(
         profile.tenant_id,
         ", ".join(mask_mobile(r.mobile) for r in recipients[:3]) + (" …" if len(recipients) > 3 else ""),
     )
-    count_messages(QUEUED, None, len(ids))
-    outbox.deliver_soon(ids)
+    refused = [row["id"] for row in rows if row["status"] == FAILED]
+    count_messages(QUEUED, None, len(ids) - len(refused))
+    outbox.deliver_soon([row["id"] for row in rows if row["status"] == QUEUED])
+    if refused:
+        count_messages(FAILED, None, len(refused))
+        if callback_url:
+            for message_id in refused:
+                outbox.publish_callback(message_id, 1)
     return answer
 
 
-def _message_rows(profile, recipients, ids, callback_url, batch_id, now) -> list[dict[str, Any]]:
-    return [
+def _opted_out(session: Session, profile: SendProfile, recipients: list[Recipient]) -> set[str]:
+    """The mobiles a marketing send must not reach; other categories ignore opt-outs."""
+    if profile.category != MARKETING:
+        return set()
+    return opted_out(session, profile.tenant_id, [r.mobile for r in recipients])
+
+
+def _message_rows(profile, recipients, ids, callback_url, batch_id, now, blocked) -> list[dict[str, Any]]:
+    """The messages' rows: queued, or already failed for a mobile that opted out (its callback due now)."""
+    rows = [
         {
             "id": message_id,
             "tenant_id": profile.tenant_id,
@@ -240,6 +265,20 @@ def _message_rows(profile, recipients, ids, callback_url, batch_id, now) -> list
         }
         for index, (message_id, recipient) in enumerate(zip(ids, recipients, strict=True))
     ]
+    if not blocked:
+        return rows
+    for row in rows:  # COPY takes one set of columns for every row
+        row.update(error_code=None, error_message=None, completed_at=None, callback_next_at=None)
+        if row["mobile"] in blocked:
+            row.update(
+                status=FAILED,
+                error_code=OPTED_OUT,
+                error_message=OPTED_OUT_MESSAGE,
+                completed_at=now,
+                callback_status=CALLBACK_PENDING if callback_url else None,
+                callback_next_at=now if callback_url else None,
+            )
+    return rows
 
 
 def _nest(field: str, errors: dict[str, list[str]]) -> dict[str, Any]:
