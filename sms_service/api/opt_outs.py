@@ -78,7 +78,15 @@ class OptOuts(MethodView):
         return ok({"list": rows, "total": total, "page": args["page"], "size": args["size"]})
 
 
-@blp.route("/<mobile>")
+MOBILE_IN_PATH = {
+    "in": "path",
+    "name": "mobile",
+    "required": True,
+    "schema": {"type": "string", "pattern": MOBILE_PATTERN},
+}
+
+
+@blp.route("/<mobile>", parameters=[MOBILE_IN_PATH])
 class OptOutByMobile(MethodView):
     @require_scope("sms:admin")
     @blp.doc(**operation("delete_opt_out"))
