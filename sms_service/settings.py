@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     # Limit counters and the providers' circuit breaker: in Redis when a URL is given (the breaker then
     # shared by every process), else in the service's database and in each process.
     "REDIS_URL": "",
+    # The first part of every Redis key of this deployment: two deployments sharing one Redis (staging and
+    # production, two regions) keep their counters and circuits apart with different prefixes.
+    "REDIS_KEY_PREFIX": "sms",
     # Request limits.
     "MAX_MOBILES_PER_SEND": 100,
     "MAX_BATCH_ITEMS": 1000,

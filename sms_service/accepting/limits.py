@@ -225,7 +225,8 @@ return 0
 class RedisCounters:
     """Counters in Redis: a Lua script checks every counter and increments them all, or none."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key_prefix: str = "sms") -> None:
+        self.key_prefix = key_prefix
         # Never retried: a script cut off after it was sent may have counted; the request fails (503).
         self.client = unretried_client(url, timeout=2)
         self.script = self.client.register_script(CHECK_AND_INCREMENT)
@@ -234,7 +235,8 @@ class RedisCounters:
     def location(self, tenant_id: str, counter: Counter) -> tuple[str, str]:
         """The hash and the field of a counter. The hash tag keeps one tenant's counters in one Redis
         Cluster slot, as the script needs."""
-        return f"sms:limits:{{{tenant_id}}}:{counter.kind}:{counter.window}", counter.mobile or "-"
+        hash_name = f"{self.key_prefix}:limits:{{{tenant_id}}}:{counter.kind}:{counter.window}"
+        return hash_name, counter.mobile or "-"
 
     def consume(self, session: Session, tenant_id: str, counters: list[Counter]) -> Counter | None:
         over = [counter for counter in counters if counter.amount > counter.cap]
@@ -286,6 +288,6 @@ def limit_store() -> DatabaseCounters | RedisCounters:
     store = current_app.extensions.get("sms_limits")
     if store is None:
         url = current_app.config.get("REDIS_URL")
-        store = RedisCounters(url) if url else DatabaseCounters()
+        store = RedisCounters(url, current_app.config["REDIS_KEY_PREFIX"]) if url else DatabaseCounters()
         current_app.extensions["sms_limits"] = store
     return store

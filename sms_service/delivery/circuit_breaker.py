@@ -192,9 +192,15 @@ def _milliseconds(seconds: float) -> int:
 
 
 def build_breaker(
-    failure_threshold: int, open_seconds: float, probe_seconds: float, redis_url: str = ""
+    failure_threshold: int,
+    open_seconds: float,
+    probe_seconds: float,
+    redis_url: str = "",
+    key_prefix: str = "sms",
 ) -> CircuitBreaker | RedisCircuitBreaker:
-    """Shared through Redis when a URL is given, else this process's own."""
+    """Shared through Redis when a URL is given (keys under ``key_prefix``), else this process's own."""
     if redis_url:
-        return RedisCircuitBreaker(redis_url, failure_threshold, open_seconds, probe_seconds)
+        return RedisCircuitBreaker(
+            redis_url, failure_threshold, open_seconds, probe_seconds, prefix=f"{key_prefix}:circuit"
+        )
     return CircuitBreaker(failure_threshold, open_seconds, probe_seconds)

@@ -72,6 +72,7 @@ def breaker() -> Breaker:
             # A probe that has not answered by then is given up (its worker may be gone): the next one goes.
             probe_seconds=max(config["CIRCUIT_OPEN_SECONDS"], config["PROVIDER_TIMEOUT_SECONDS"]),
             redis_url=config.get("REDIS_URL") or "",
+            key_prefix=config["REDIS_KEY_PREFIX"],
         )
         current_app.extensions["sms_circuit_breaker"] = circuit
     return circuit
