@@ -165,17 +165,10 @@ class PaymentOrder(Base):
     refunding_fen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class OrderForward(Base):
-    """The signed payment result owed to the order's notify_url: one per order, made with the transition."""
-
-    __tablename__ = "order_forwards"
-    __table_args__ = (
-        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
-        Index("ix_order_forwards_status_next", "status", "next_attempt_at"),
-    )
+class ForwardColumns:
+    """A signed result owed to a business's notify_url: where, and how its attempts went so far."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    order_id: Mapped[str] = mapped_column(String(40), ForeignKey("payment_orders.id"), unique=True)
     url: Mapped[str] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -184,6 +177,18 @@ class OrderForward(Base):
     last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OrderForward(ForwardColumns, Base):
+    """The signed payment result owed to the order's notify_url: one per order, made with the transition."""
+
+    __tablename__ = "order_forwards"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+        Index("ix_order_forwards_status_next", "status", "next_attempt_at"),
+    )
+
+    order_id: Mapped[str] = mapped_column(String(40), ForeignKey("payment_orders.id"), unique=True)
 
 
 class ForwardAttempt(AttemptColumns, Base):
@@ -330,7 +335,7 @@ class ProfitSharingReturn(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class RefundForward(Base):
+class RefundForward(ForwardColumns, Base):
     """The signed payment.refund owed to the refund's notify_url once it succeeds or fails."""
 
     __tablename__ = "refund_forwards"
@@ -339,16 +344,7 @@ class RefundForward(Base):
         Index("ix_refund_forwards_status_next", "status", "next_attempt_at"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     refund_id: Mapped[str] = mapped_column(String(40), ForeignKey("payment_refunds.id"), unique=True)
-    url: Mapped[str] = mapped_column(String(1000))
-    status: Mapped[str] = mapped_column(String(10), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    last_http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class RefundForwardAttempt(AttemptColumns, Base):

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from payment_service.metrics import FORWARD_ATTEMPTS
-from payment_service.models import ForwardAttempt, OrderForward, PaymentOrder, Tenant
+from payment_service.models import ForwardAttempt, ForwardColumns, OrderForward, PaymentOrder, Tenant
 from payment_service.orders.views import yuan
 from shared.db import isoformat, utcnow
 from shared.transactions import atomic
@@ -110,16 +110,17 @@ def deliver_forward(session: Session, order_id: str) -> float | None:
             signing_secrets_of(tenant, "notify_secret").active(now),
             forward.attempts + 1,
         )
-        _record(session, forward, attempt)
-    FORWARD_ATTEMPTS.labels(_metric_outcome(attempt)).inc()
+        record_attempt(session, forward, ForwardAttempt, attempt)
     if attempt.final and not attempt.delivered:
         logger.warning("forwarding %s gave up after attempt %d: %s", order_id, attempt.number, attempt.error)
     return attempt.next_delay
 
 
-def _record(session: Session, forward: OrderForward, attempt: Attempt) -> None:
+def record_attempt(session: Session, forward: ForwardColumns, attempt_model: type, attempt: Attempt) -> None:
+    """Keep one attempt of a forward (an order's or a refund's) and move the forward on by its outcome."""
     columns = attempt.columns()
-    session.add(ForwardAttempt(forward_id=forward.id, **columns))
+    session.add(attempt_model(forward_id=forward.id, **columns))
+    FORWARD_ATTEMPTS.labels(_metric_outcome(attempt)).inc()
     forward.attempts = attempt.number
     forward.last_http_status = attempt.status_code
     forward.last_error = columns["error"]

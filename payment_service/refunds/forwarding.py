@@ -8,18 +8,16 @@ One delivery is one unit of work under the forward's row lock.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from payment_service.metrics import FORWARD_ATTEMPTS
 from payment_service.models import PaymentOrder, Refund, RefundForward, RefundForwardAttempt, Tenant
-from payment_service.orders.forwarding import EARLY_SLACK, sender
+from payment_service.orders.forwarding import EARLY_SLACK, record_attempt, sender
 from payment_service.refunds.views import forward_payload
 from shared.db import utcnow
 from shared.transactions import atomic
-from shared.webhooks import RETRY, Attempt, event_webhook_id, signing_secrets_of
+from shared.webhooks import event_webhook_id, signing_secrets_of
 
 logger = logging.getLogger(__name__)
 
@@ -50,26 +48,9 @@ def deliver_refund_forward(session: Session, refund_id: str) -> float | None:
             signing_secrets_of(tenant, "notify_secret").active(now),
             forward.attempts + 1,
         )
-        _record(session, forward, attempt)
-    FORWARD_ATTEMPTS.labels(
-        attempt.outcome if attempt.delivered or attempt.outcome == RETRY else "failed"
-    ).inc()
+        record_attempt(session, forward, RefundForwardAttempt, attempt)
     if attempt.final and not attempt.delivered:
         logger.warning(
             "refund forward %s gave up after attempt %d: %s", refund_id, attempt.number, attempt.error
         )
     return attempt.next_delay
-
-
-def _record(session: Session, forward: RefundForward, attempt: Attempt) -> None:
-    columns = attempt.columns()
-    session.add(RefundForwardAttempt(forward_id=forward.id, **columns))
-    forward.attempts = attempt.number
-    forward.last_http_status = attempt.status_code
-    forward.last_error = columns["error"]
-    if attempt.delivered:
-        forward.status, forward.delivered_at = "delivered", utcnow()
-    elif attempt.outcome == RETRY:
-        forward.next_attempt_at = utcnow() + timedelta(seconds=attempt.next_delay or 0)
-    else:
-        forward.status = "failed"
