@@ -8,7 +8,9 @@ from urllib.parse import parse_qsl
 import responses
 from alipay import AliPay
 
+from payment_service.channels.alipay import AlipayClient, AlipayCredentials
 from payment_service.channels.base import OrderRequest
+from tests.fakes.keys import TestKeyPair
 from tests.payment.channels.conftest import ALIPAY_APP_ID, ALIPAY_SELLER_ID
 
 BUYER_ID = "2088102177846880"
@@ -60,3 +62,12 @@ def alipay_notification(sdk: AliPay, **overrides: str) -> dict[str, str]:
     form.update(overrides)
     unsigned = "&".join(f"{k}={v}" for k, v in sorted(form.items()))
     return {**form, "sign_type": "RSA2", "sign": sdk._sign(unsigned)}
+
+
+def loopback_client(
+    app_keys: TestKeyPair, alipay_keys: TestKeyPair, gateway: str, timeout: float = 5.0
+) -> AlipayClient:
+    credentials = AlipayCredentials(
+        ALIPAY_APP_ID, app_keys.private_base64, alipay_keys.public_base64, ALIPAY_SELLER_ID
+    )
+    return AlipayClient(credentials, gateway, timeout=timeout)

@@ -19,6 +19,7 @@ from tests.fakes.keys import new_key_pair
 from tests.payment.channels.alipay_helpers import (
     BUYER_ID,
     gateway_answer,
+    loopback_client,  # noqa: F401  (re-exported for test_alipay_refunds.py)
     make_order,
     sent_form,
 )

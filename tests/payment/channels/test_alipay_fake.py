@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from payment_service.channels.alipay import (
-    AlipayClient,
-    AlipayCredentials,
-)
 from payment_service.channels.base import ChannelError
-from tests.fakes.keys import TestKeyPair, new_key_pair
+from tests.fakes.keys import new_key_pair
 from tests.fakes.payment_server import Answer, NotifyReceiver, ReceivedNotification, running
-from tests.payment.channels.alipay_helpers import (
-    make_order,
-)
-from tests.payment.channels.conftest import ALIPAY_APP_ID, ALIPAY_SELLER_ID
+from tests.payment.channels.alipay_helpers import loopback_client, make_order
 
 # -- against the fake, over real sockets ----------------------------------------------------------------
-
-
-def loopback_client(
-    app_keys: TestKeyPair, alipay_keys: TestKeyPair, gateway: str, timeout: float = 5.0
-) -> AlipayClient:
-    credentials = AlipayCredentials(
-        ALIPAY_APP_ID, app_keys.private_base64, alipay_keys.public_base64, ALIPAY_SELLER_ID
-    )
-    return AlipayClient(credentials, gateway, timeout=timeout)
 
 
 def test_trade_paid_and_notified_through_the_fake(fake_alipay, app_keys, alipay_keys):
