@@ -1,4 +1,4 @@
-"""WeChat Pay client: transport errors, response verification, queries and close with ."""
+"""WeChat Pay client: transport errors, response verification, queries and close, with `responses`."""
 
 from __future__ import annotations
 
