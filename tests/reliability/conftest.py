@@ -15,6 +15,11 @@ from tests.e2e.conftest import postgres_required  # noqa: F401
 # Payment fixtures the abuse tests share with tests/payment (a tenant key, the served fakes, bound sites).
 from tests.payment.conftest import admin  # noqa: F401
 from tests.payment.orders.helpers import fakes, published, served_fakes, sites  # noqa: F401
+
+# Fixtures of the abuse tests (test_abuse*.py).
+from tests.reliability.abuse_helpers import leak_watch, private_dns, sms_pair  # noqa: F401
+
+# The SMS stack factory of the fault tests.
 from tests.reliability.stacks import sms_stack_factory  # noqa: F401
 
 
