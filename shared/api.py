@@ -54,6 +54,8 @@ class EnvelopeApi(flask_smorest.Api):
 
     def init_app(self, app: Flask, *args, **kwargs) -> None:
         kwargs.setdefault("spec_kwargs", {}).setdefault("extra_plugins", [SchemaKeywords()])
+        # 3.1 renders an optional nested object as anyOf [{$ref}, {type: null}], which generated clients read.
+        app.config.setdefault("OPENAPI_VERSION", "3.1.0")
         app.config.setdefault("OPENAPI_URL_PREFIX", "/")
         app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
         app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")

@@ -110,8 +110,6 @@ def build_app(
     app.config.update(
         API_TITLE=service.title,
         API_VERSION="1.0.0",
-        # 3.1 renders an optional nested object as anyOf [{$ref}, {type: null}], which generated clients read.
-        OPENAPI_VERSION="3.1.0",
         MAX_CONTENT_LENGTH=settings["MAX_BODY_BYTES"],
         TESTING=settings["ENV"] == "testing",
     )

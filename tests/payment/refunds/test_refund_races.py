@@ -72,8 +72,11 @@ def test_twenty_full_refunds_at_once_reserve_the_amount_once(race, channel):
     answers = all_at_once(app, api_key, transaction_id, [{"amount": 20}] * REQUESTS)
 
     codes = Counter(code for code, _ in answers)
-    assert codes == {200: 1, 400: REQUESTS - 1}, answers
-    assert {body["data"]["refundable"] for code, body in answers if code == 400} == {0.0}
+    # Those that found the amount reserved answer 400; an Alipay refund can succeed at once, and those that
+    # come after it find the order fully refunded (409).
+    assert codes[200] == 1 and codes[400] + codes[409] == REQUESTS - 1, answers
+    assert {body["data"]["refundable"] for code, body in answers if code == 400} <= {0.0}
+    assert {body["message"] for code, body in answers if code == 409} <= {"订单已全额退款"}
     calls = fake.calls["refund"] if channel == "wechat" else fake.calls["alipay.trade.refund"]
     assert calls == 1
     order = app.test_client().get(f"{ORDERS_URL}/{transaction_id}", headers=headers_of(api_key)).get_json()
