@@ -26,7 +26,8 @@ through the control API:
 - `POST /__fake__/reset`               forget orders, sharing, refunds, deliveries, calls and faults
                                        (merchants are kept)
 
-Profit sharing and its return orders live in `tests.fakes.wechatpay_sharing`, refunds in
+JSAPI orders live in `tests.fakes.wechatpay_orders`, the control API in `tests.fakes.wechatpay_control`,
+profit sharing and its return orders in `tests.fakes.wechatpay_sharing`, refunds in
 `tests.fakes.wechatpay_refunds`, the pieces every endpoint shares in `tests.fakes.wechatpay_protocol`.
 """
 
@@ -42,22 +43,22 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
 from payment_service.channels.keys import load_public_key
 from tests.fakes.keys import TestKeyPair, key_pair
+from tests.fakes.wechatpay_control import ControlDesk, control_rules
+from tests.fakes.wechatpay_orders import FakeMerchant, FakeOrder, OrderDesk, order_rules
 from tests.fakes.wechatpay_protocol import (
     ALNUM,
     BEIJING,
@@ -68,7 +69,6 @@ from tests.fakes.wechatpay_protocol import (
     notification_body,
     now_rfc3339,
     random_string,
-    require_str,
 )
 from tests.fakes.wechatpay_refunds import RefundDesk, refund_rules
 from tests.fakes.wechatpay_sharing import FakeSharingOrder, SharingDesk, sharing_rules
@@ -84,50 +84,9 @@ __all__ = [
     "WechatError",
 ]
 
-OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
 _AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
 # Benchmarks import these two from here.
 _random, _now_rfc3339 = random_string, now_rfc3339
-
-
-@dataclass
-class FakeMerchant:
-    mchid: str
-    serial_no: str
-    public_key: rsa.RSAPublicKey
-    api_v3_key: str
-    appids: frozenset[str] = frozenset()  # empty: any appid is accepted
-    sub_mchids: frozenset[str] = frozenset()  # empty: any sub-merchant is accepted
-
-
-@dataclass
-class FakeOrder:
-    mchid: str
-    sub_mchid: str | None
-    out_trade_no: str
-    request: dict[str, Any]
-    prepay_id: str
-    trade_state: str = "NOTPAY"
-    transaction_id: str | None = None
-    success_time: str | None = None
-    sharing_closed: bool = False  # unfreeze_unsplit released the rest: no further splits
-
-    @property
-    def partner(self) -> bool:
-        return self.sub_mchid is not None
-
-    @property
-    def total(self) -> int:
-        return self.request["amount"]["total"]
-
-    @property
-    def paid(self) -> bool:
-        """Paid, refunded in part or whole (REFUND) included."""
-        return self.trade_state in ("SUCCESS", "REFUND")
-
-    @property
-    def profit_sharing(self) -> bool:
-        return bool((self.request.get("settle_info") or {}).get("profit_sharing"))
 
 
 @dataclass
@@ -171,7 +130,7 @@ class FakeConfig:
     return_result: str = "SUCCESS"  # what a new return order answers: SUCCESS, or PROCESSING until settled
 
 
-class FakeWechatPay(SharingDesk, RefundDesk):
+class FakeWechatPay(OrderDesk, ControlDesk, SharingDesk, RefundDesk):
     """The fake's state and protocol; an instance is a WSGI app."""
 
     def __init__(
@@ -195,27 +154,8 @@ class FakeWechatPay(SharingDesk, RefundDesk):
         self._init_refunds()
         self._url_map = Map(
             [
-                Rule("/v3/pay/partner/transactions/jsapi", methods=["POST"], endpoint="create_partner"),
-                Rule("/v3/pay/transactions/jsapi", methods=["POST"], endpoint="create_direct"),
-                Rule(
-                    "/v3/pay/partner/transactions/out-trade-no/<no>",
-                    methods=["GET"],
-                    endpoint="query_partner",
-                ),
-                Rule("/v3/pay/transactions/out-trade-no/<no>", methods=["GET"], endpoint="query_direct"),
-                Rule(
-                    "/v3/pay/partner/transactions/out-trade-no/<no>/close", methods=["POST"], endpoint="close"
-                ),
-                Rule("/v3/pay/transactions/out-trade-no/<no>/close", methods=["POST"], endpoint="close"),
-                Rule("/__fake__/platform", methods=["GET"], endpoint="ctl_platform"),
-                Rule("/__fake__/merchants", methods=["POST"], endpoint="ctl_merchants"),
-                Rule("/__fake__/pay/<no>", methods=["POST"], endpoint="ctl_pay"),
-                Rule("/__fake__/orders", methods=["GET"], endpoint="ctl_orders"),
-                Rule("/__fake__/deliveries", methods=["GET"], endpoint="ctl_deliveries"),
-                Rule("/__fake__/calls", methods=["GET"], endpoint="ctl_calls"),
-                Rule("/__fake__/config", methods=["POST"], endpoint="ctl_config"),
-                Rule("/__fake__/fail_next", methods=["POST"], endpoint="ctl_fail_next"),
-                Rule("/__fake__/reset", methods=["POST"], endpoint="ctl_reset"),
+                *order_rules(),
+                *control_rules(),
                 *sharing_rules(),
                 *refund_rules(),
             ]
@@ -415,214 +355,6 @@ class FakeWechatPay(SharingDesk, RefundDesk):
         if not isinstance(body, dict):
             raise WechatError(400, "PARAM_ERROR", "请求体须为 JSON 对象")
         return body
-
-    # -- payments ---------------------------------------------------------------------------------------
-
-    def _create_partner(self, mchid: str, body: dict[str, Any], request: Request) -> Reply:
-        for name in ("sp_appid", "sp_mchid", "sub_mchid"):
-            require_str(body, name)
-        if body["sp_mchid"] != mchid:
-            raise WechatError(400, "PARAM_ERROR", "sp_mchid 与请求头中的商户号不一致")
-        self._check_merchant_scope(mchid, body["sp_appid"], body["sub_mchid"])
-        payer = body.get("payer")
-        if not isinstance(payer, dict) or not (payer.get("sp_openid") or payer.get("sub_openid")):
-            raise WechatError(400, "PARAM_ERROR", "payer 须包含 sp_openid 或 sub_openid")
-        if payer.get("sub_openid") and not body.get("sub_appid"):
-            raise WechatError(400, "PARAM_ERROR", "传 sub_openid 时 sub_appid 必填")
-        return self._create(mchid, body["sub_mchid"], body)
-
-    def _create_direct(self, mchid: str, body: dict[str, Any], request: Request) -> Reply:
-        for name in ("appid", "mchid"):
-            require_str(body, name)
-        if body["mchid"] != mchid:
-            raise WechatError(400, "PARAM_ERROR", "mchid 与请求头中的商户号不一致")
-        self._check_merchant_scope(mchid, body["appid"], None)
-        payer = body.get("payer")
-        if not isinstance(payer, dict) or not payer.get("openid"):
-            raise WechatError(400, "PARAM_ERROR", "payer.openid 必填")
-        return self._create(mchid, None, body)
-
-    def _check_merchant_scope(self, mchid: str, appid: str, sub_mchid: str | None) -> None:
-        merchant = self.merchants[mchid]
-        if merchant.appids and appid not in merchant.appids:
-            raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
-        if sub_mchid is not None and merchant.sub_mchids and sub_mchid not in merchant.sub_mchids:
-            raise WechatError(403, "NO_AUTH", "特约商户未授权")
-
-    def _create(self, mchid: str, sub_mchid: str | None, body: dict[str, Any]) -> Reply:
-        description = require_str(body, "description")
-        if len(description) > 127:
-            raise WechatError(400, "PARAM_ERROR", "description 长度超过 127")
-        out_trade_no = require_str(body, "out_trade_no")
-        if not OUT_TRADE_NO.match(out_trade_no):
-            raise WechatError(400, "PARAM_ERROR", "out_trade_no 须为 6-32 位数字、大小写字母或_-|*")
-        self._check_notify_url(require_str(body, "notify_url"))
-        amount = body.get("amount")
-        total = amount.get("total") if isinstance(amount, dict) else None
-        if isinstance(total, bool) or not isinstance(total, int) or total <= 0:
-            raise WechatError(400, "PARAM_ERROR", "amount.total 须为正整数（分）")
-        if amount.get("currency", "CNY") != "CNY":
-            raise WechatError(400, "PARAM_ERROR", "amount.currency 仅支持 CNY")
-        if "time_expire" in body:
-            try:
-                expire = datetime.fromisoformat(str(body["time_expire"]))
-            except ValueError:
-                raise WechatError(400, "PARAM_ERROR", "time_expire 须为 RFC3339 格式") from None
-            if expire.tzinfo is None or expire <= datetime.now(UTC):
-                raise WechatError(400, "PARAM_ERROR", "time_expire 须为带时区的未来时间")
-
-        key = (mchid, sub_mchid or "", out_trade_no)
-        with self._lock:
-            existing = self.orders.get(key)
-            if existing is not None:
-                if existing.trade_state != "NOTPAY":
-                    raise WechatError(400, "INVALID_REQUEST", "该订单已支付或已关闭")
-                if existing.request != body:
-                    raise WechatError(403, "OUT_TRADE_NO_USED", "商户订单号重复")
-                return Reply(200, {"prepay_id": existing.prepay_id})
-            order = FakeOrder(mchid, sub_mchid, out_trade_no, body, "wx" + random_string(string.digits, 30))
-            self.orders[key] = order
-        return Reply(200, {"prepay_id": order.prepay_id})
-
-    def _check_notify_url(self, url: str) -> None:
-        parts = urlsplit(url)
-        allowed = ("https",) if self.config.require_https_notify_url else ("https", "http")
-        if parts.scheme not in allowed or not parts.netloc:
-            raise WechatError(400, "PARAM_ERROR", "notify_url 须为 https 地址")
-        if parts.query:
-            raise WechatError(400, "PARAM_ERROR", "notify_url 不能携带参数")
-
-    def _order_for(self, mchid: str, sub_mchid: str | None, out_trade_no: str) -> FakeOrder:
-        order = self.orders.get((mchid, sub_mchid or "", out_trade_no))
-        if order is None:
-            raise WechatError(404, "ORDER_NOT_EXIST", "订单不存在")
-        return order
-
-    def _query_partner(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> Reply:
-        if request.args.get("sp_mchid") != mchid:
-            raise WechatError(400, "PARAM_ERROR", "sp_mchid 与请求头中的商户号不一致")
-        sub_mchid = request.args.get("sub_mchid")
-        if not sub_mchid:
-            raise WechatError(400, "PARAM_ERROR", "sub_mchid 必填")
-        return Reply(200, self._transaction(self._order_for(mchid, sub_mchid, no)))
-
-    def _query_direct(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> Reply:
-        if request.args.get("mchid") != mchid:
-            raise WechatError(400, "PARAM_ERROR", "mchid 与请求头中的商户号不一致")
-        return Reply(200, self._transaction(self._order_for(mchid, None, no)))
-
-    def _close(self, mchid: str, body: dict[str, Any], request: Request, no: str) -> Reply:
-        partner = request.path.startswith("/v3/pay/partner/")
-        if body.get("sp_mchid" if partner else "mchid") != mchid:
-            raise WechatError(400, "PARAM_ERROR", "商户号与请求头中的商户号不一致")
-        sub_mchid = require_str(body, "sub_mchid") if partner else None
-        with self._lock:
-            order = self._order_for(mchid, sub_mchid, no)
-            if order.paid:
-                raise WechatError(400, "INVALID_REQUEST", "订单已支付")
-            order.trade_state = "CLOSED"
-        return Reply(204)
-
-    def _transaction(self, order: FakeOrder) -> dict[str, Any]:
-        """The transaction object that queries answer and notifications carry."""
-        req = order.request
-        if order.partner:
-            ids = {key: req[key] for key in ("sp_appid", "sp_mchid", "sub_appid", "sub_mchid") if key in req}
-        else:
-            ids = {"appid": req["appid"], "mchid": req["mchid"]}
-        result: dict[str, Any] = {
-            **ids,
-            "out_trade_no": order.out_trade_no,
-            "trade_type": "JSAPI",
-            "trade_state": order.trade_state,
-            "trade_state_desc": {
-                "SUCCESS": "支付成功",
-                "REFUND": "转入退款",
-                "NOTPAY": "订单未支付",
-                "CLOSED": "订单已关闭",
-            }[order.trade_state],
-            "attach": req.get("attach", ""),
-            "payer": req["payer"],
-            "amount": {"total": order.total, "currency": "CNY"},
-        }
-        if order.paid:
-            result.update(
-                transaction_id=order.transaction_id, bank_type="OTHERS", success_time=order.success_time
-            )
-            result["amount"].update(payer_total=order.total, payer_currency="CNY")
-        return result
-
-    # -- control API ------------------------------------------------------------------------------------
-
-    def _control(self, endpoint: str, request: Request, args: dict[str, str]) -> Response:
-        try:
-            body = request.get_json(silent=True) or {}
-            payload = getattr(self, f"_{endpoint}")(body, **args)
-            status = 200
-        except (LookupError, ValueError, TypeError) as exc:
-            payload, status = {"error": str(exc)}, 400
-        return Response(dumps(payload), status, content_type="application/json")
-
-    def _ctl_platform(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"public_key_id": self.public_key_id, "public_key": self.public_key_pem}
-
-    def _ctl_merchants(self, body: dict[str, Any]) -> dict[str, Any]:
-        merchant = self.register_merchant(
-            str(body["mchid"]),
-            str(body["serial_no"]),
-            str(body["public_key"]),
-            str(body["api_v3_key"]),
-            tuple(body.get("appids") or ()),
-            tuple(body.get("sub_mchids") or ()),
-        )
-        return {"mchid": merchant.mchid}
-
-    def _ctl_pay(self, body: dict[str, Any], no: str) -> dict[str, Any]:
-        return asdict(self.pay(no, body.get("mchid")))
-
-    def _ctl_orders(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return {"orders": [asdict(order) for order in self.orders.values()]}
-
-    def _ctl_deliveries(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return {"deliveries": [asdict(delivery) for delivery in self.deliveries]}
-
-    def _ctl_config(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            for name in ("require_https_notify_url", "sharing_auto_finish"):
-                if name in body:
-                    setattr(self.config, name, bool(body[name]))
-            for name in ("latency_ms", "refund_interval_ms"):
-                if name in body:
-                    setattr(self.config, name, int(body[name]))
-            if "refund_delay_ms" in body:
-                delay = body["refund_delay_ms"]
-                self.config.refund_delay_ms = None if delay is None else int(delay)
-            if "return_result" in body:
-                if body["return_result"] not in ("SUCCESS", "PROCESSING"):
-                    raise ValueError("return_result is SUCCESS or PROCESSING")
-                self.config.return_result = str(body["return_result"])
-            if "max_sharing_ratio" in body:
-                self.config.max_sharing_ratio = Decimal(str(body["max_sharing_ratio"]))
-            return {
-                key: str(value) if isinstance(value, Decimal) else value
-                for key, value in asdict(self.config).items()
-            }
-
-    def _ctl_calls(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return {"calls": dict(self.calls)}
-
-    def _ctl_fail_next(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = ("kind", "status", "code", "message", "delay_ms", "endpoint")
-        fault = {key: body[key] for key in fields if key in body}
-        self.fail_next(int(body.get("count", 1)), **fault)
-        return {"queued": len(self._faults)}
-
-    def _ctl_reset(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.reset()
-        return {"reset": True}
 
 
 def main(argv: list[str] | None = None) -> None:
