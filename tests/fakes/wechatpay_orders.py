@@ -223,5 +223,3 @@ class OrderDesk:
             )
             result["amount"].update(payer_total=order.total, payer_currency="CNY")
         return result
-
-    # -- control API ------------------------------------------------------------------------------------
