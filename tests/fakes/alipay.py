@@ -21,7 +21,8 @@ through the control API:
                                        "method"? (only calls of that method)}
 - `POST /__fake__/reset`               forget trades, refunds, deliveries, calls and faults (apps are kept)
 
-Refunds live in `tests.fakes.alipay_refunds`, what every method shares in `tests.fakes.alipay_protocol`.
+Trades live in `tests.fakes.alipay_trades`, the control API in `tests.fakes.alipay_control`, refunds in
+`tests.fakes.alipay_refunds`, what every method shares in `tests.fakes.alipay_protocol`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -47,17 +48,17 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from payment_service.channels.keys import load_public_key
+from tests.fakes.alipay_control import ControlDesk, control_rules
 from tests.fakes.alipay_protocol import (
     BEIJING,
     TIME_FORMAT,
     AlipayError,
     beijing_now,
-    business_error,
     digits,
     invalid,
-    yuan_amount,
 )
 from tests.fakes.alipay_refunds import RefundDesk, refund_rules
+from tests.fakes.alipay_trades import FakeApp, FakeTrade, TradeDesk
 from tests.fakes.keys import TestKeyPair, key_pair
 
 __all__ = ["BEIJING", "AlipayError", "Delivery", "FakeAlipay", "FakeApp", "FakeTrade"]
@@ -69,25 +70,6 @@ METHODS = (
     "alipay.trade.refund",
     "alipay.trade.fastpay.refund.query",
 )
-
-
-@dataclass
-class FakeApp:
-    app_id: str
-    public_key: rsa.RSAPublicKey
-    seller_id: str
-
-
-@dataclass
-class FakeTrade:
-    app_id: str
-    out_trade_no: str
-    trade_no: str
-    biz: dict[str, Any]
-    notify_url: str | None
-    trade_status: str = "WAIT_BUYER_PAY"
-    gmt_create: str = ""
-    gmt_payment: str | None = None
 
 
 @dataclass
@@ -120,7 +102,7 @@ def _sign_content(params: dict[str, str], *, drop: tuple[str, ...], keep_empty: 
     return "&".join(f"{k}={v}" for k, v in items)
 
 
-class FakeAlipay(RefundDesk):
+class FakeAlipay(TradeDesk, ControlDesk, RefundDesk):
     """The fake's state and protocol; an instance is a WSGI app."""
 
     def __init__(self, *, alipay_keys: TestKeyPair | None = None) -> None:
@@ -139,15 +121,7 @@ class FakeAlipay(RefundDesk):
         self._url_map = Map(
             [
                 Rule("/gateway.do", methods=["GET", "POST"], endpoint="gateway"),
-                Rule("/__fake__/platform", methods=["GET"], endpoint="ctl_platform"),
-                Rule("/__fake__/apps", methods=["POST"], endpoint="ctl_apps"),
-                Rule("/__fake__/pay/<no>", methods=["POST"], endpoint="ctl_pay"),
-                Rule("/__fake__/orders", methods=["GET"], endpoint="ctl_orders"),
-                Rule("/__fake__/deliveries", methods=["GET"], endpoint="ctl_deliveries"),
-                Rule("/__fake__/calls", methods=["GET"], endpoint="ctl_calls"),
-                Rule("/__fake__/config", methods=["POST"], endpoint="ctl_config"),
-                Rule("/__fake__/fail_next", methods=["POST"], endpoint="ctl_fail_next"),
-                Rule("/__fake__/reset", methods=["POST"], endpoint="ctl_reset"),
+                *control_rules(),
                 *refund_rules(),
             ]
         )
@@ -344,124 +318,9 @@ class FakeAlipay(RefundDesk):
             raise invalid("isv.invalid-parameter", "biz_content 须为 JSON 对象")
         return biz
 
-    def _alipay_trade_create(self, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
-        app = self.apps[params["app_id"]]
-        out_trade_no = biz.get("out_trade_no")
-        if not isinstance(out_trade_no, str) or not 1 <= len(out_trade_no) <= 64:
-            raise business_error("ACQ.INVALID_PARAMETER", "out_trade_no 必填且不超过 64 位")
-        amount = biz.get("total_amount")
-        yuan_amount(amount, "total_amount")
-        subject = biz.get("subject")
-        if not isinstance(subject, str) or not 1 <= len(subject) <= 256:
-            raise business_error("ACQ.INVALID_PARAMETER", "subject 必填且不超过 256 字符")
-        if not (biz.get("buyer_id") or biz.get("buyer_open_id")):
-            raise business_error("ACQ.INVALID_PARAMETER", "buyer_id 与 buyer_open_id 不能同时为空")
-        if biz.get("seller_id") and biz["seller_id"] != app.seller_id:
-            raise business_error("ACQ.INVALID_PARAMETER", "seller_id 与应用不匹配")
-        biz = {**biz, "total_amount": str(amount)}
-        key = (app.app_id, out_trade_no)
-        with self._lock:
-            trade = self.trades.get(key)
-            if trade is not None:
-                if trade.trade_status == "TRADE_CLOSED":
-                    raise business_error("ACQ.TRADE_HAS_CLOSE", "交易已经关闭")
-                if trade.trade_status != "WAIT_BUYER_PAY":
-                    raise business_error("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
-                if trade.biz != biz:
-                    raise business_error("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
-            else:
-                trade_no = datetime.now(BEIJING).strftime("%Y%m%d") + "22001" + digits(15)
-                trade = FakeTrade(app.app_id, out_trade_no, trade_no, biz, params.get("notify_url"))
-                trade.gmt_create = beijing_now()
-                self.trades[key] = trade
-        return {"out_trade_no": trade.out_trade_no, "trade_no": trade.trade_no}
-
-    def _trade_for(self, params: dict[str, str], biz: dict[str, Any]) -> FakeTrade:
-        app_id = params["app_id"]
-        for trade in self.trades.values():
-            if trade.app_id == app_id and (
-                trade.out_trade_no == biz.get("out_trade_no") or trade.trade_no == biz.get("trade_no")
-            ):
-                return trade
-        raise business_error("ACQ.TRADE_NOT_EXIST", "交易不存在")
-
-    def _alipay_trade_query(self, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            trade = self._trade_for(params, biz)
-            result = {
-                "trade_no": trade.trade_no,
-                "out_trade_no": trade.out_trade_no,
-                "buyer_logon_id": "159****5620",
-                "trade_status": trade.trade_status,
-                "total_amount": trade.biz["total_amount"],
-            }
-            if trade.gmt_payment:
-                result.update(send_pay_date=trade.gmt_payment, receipt_amount=trade.biz["total_amount"])
-        return result
-
-    def _alipay_trade_close(self, params: dict[str, str], biz: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            trade = self._trade_for(params, biz)
-            if trade.trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
-                raise business_error("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
-            trade.trade_status = "TRADE_CLOSED"
-        return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
-
     def _sign(self, content: str) -> str:
         signature = self.alipay_keys.private_key.sign(content.encode(), padding.PKCS1v15(), hashes.SHA256())
         return base64.b64encode(signature).decode()
-
-    # -- control API ------------------------------------------------------------------------------------
-
-    def _control(self, endpoint: str, request: Request, args: dict[str, str]) -> Response:
-        try:
-            body = request.get_json(silent=True) or {}
-            payload = getattr(self, f"_{endpoint}")(body, **args)
-            status = 200
-        except (LookupError, ValueError, TypeError) as exc:
-            payload, status = {"error": str(exc)}, 400
-        return Response(json.dumps(payload, ensure_ascii=False), status, content_type="application/json")
-
-    def _ctl_platform(self, body: dict[str, Any]) -> dict[str, Any]:
-        return {"alipay_public_key": self.public_key_pem}
-
-    def _ctl_apps(self, body: dict[str, Any]) -> dict[str, Any]:
-        app = self.register_app(str(body["app_id"]), str(body["public_key"]), body.get("seller_id"))
-        return {"app_id": app.app_id, "seller_id": app.seller_id}
-
-    def _ctl_pay(self, body: dict[str, Any], no: str) -> dict[str, Any]:
-        return asdict(self.pay(no, body.get("app_id")))
-
-    def _ctl_orders(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return {"orders": [asdict(trade) for trade in self.trades.values()]}
-
-    def _ctl_deliveries(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return {"deliveries": [asdict(delivery) for delivery in self.deliveries]}
-
-    def _ctl_config(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            if "latency_ms" in body:
-                self.latency_ms = int(body["latency_ms"])
-            for name in ("refund_fund_change", "refund_settle_on_query"):
-                if name in body:
-                    setattr(self, name, bool(body[name]))
-            names = ("latency_ms", "refund_fund_change", "refund_settle_on_query")
-            return {name: getattr(self, name) for name in names}
-
-    def _ctl_calls(self, body: dict[str, Any]) -> dict[str, Any]:
-        with self._lock:
-            return {"calls": dict(self.calls)}
-
-    def _ctl_fail_next(self, body: dict[str, Any]) -> dict[str, Any]:
-        fields = ("kind", "status", "code", "sub_code", "message", "delay_ms", "method")
-        self.fail_next(int(body.get("count", 1)), **{key: body[key] for key in fields if key in body})
-        return {"queued": len(self._faults)}
-
-    def _ctl_reset(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.reset()
-        return {"reset": True}
 
 
 def main(argv: list[str] | None = None) -> None:
