@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from shared.db import isoformat
+from sms_service.mobiles import MOBILE_PATTERN, normalise_mobile
 
 
 class UtcTime(ma.fields.DateTime):
@@ -16,6 +17,20 @@ class UtcTime(ma.fields.DateTime):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return isoformat(value)
+
+
+class Mobile(ma.fields.String):
+    """A mainland mobile in any accepted form (+86, 0086, 86, spaces, dashes), loaded as its 11 digits."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("metadata", {}).update({"pattern": MOBILE_PATTERN, "example": "13800138000"})
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        number = normalise_mobile(super()._deserialize(value, attr, data, **kwargs))
+        if number is None:
+            raise ma.ValidationError("手机号格式不正确")
+        return number
 
 
 class Itself(ma.fields.Nested):

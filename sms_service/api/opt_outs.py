@@ -11,7 +11,7 @@ from shared.auth import current_principal, require_scope
 from shared.envelope import BadRequestError, envelope, ok, page_schema
 from shared.paging import PageArgsSchema
 from sms_service.accepting import opt_outs
-from sms_service.api.common import UtcTime
+from sms_service.api.common import Mobile, UtcTime
 from sms_service.extensions import db
 from sms_service.mobiles import MOBILE_PATTERN, mask_mobile, normalise_mobile
 
@@ -27,18 +27,8 @@ def _path_mobile(raw: str) -> str:
 
 
 class OptOutArgsSchema(ma.Schema):
-    mobile = ma.fields.String(required=True, metadata={"pattern": MOBILE_PATTERN, "example": "13800138000"})
+    mobile = Mobile(required=True)
     reason = ma.fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
-
-    @ma.validates("mobile")
-    def _mobile(self, value: str, **_kwargs) -> None:
-        if normalise_mobile(value) is None:
-            raise ma.ValidationError("手机号格式不正确")
-
-    @ma.post_load
-    def _normalise(self, data, **_kwargs):
-        data["mobile"] = normalise_mobile(data["mobile"])
-        return data
 
 
 class OptOutSchema(ma.Schema):

@@ -12,10 +12,10 @@ from shared.envelope import envelope, ok, page_schema
 from shared.paging import PageArgsSchema
 from shared.webhooks import OUTCOMES
 from sms_service import records
-from sms_service.api.common import Itself, UtcTime
+from sms_service.api.common import Itself, Mobile, UtcTime
 from sms_service.delivery import callbacks
 from sms_service.extensions import db
-from sms_service.mobiles import MOBILE_PATTERN, mask_mobile, normalise_mobile
+from sms_service.mobiles import mask_mobile
 from sms_service.models import (
     CALLBACK_DELIVERED,
     CALLBACK_FAILED,
@@ -99,9 +99,7 @@ class RecordDetailSchema(RecordSchema):
 
 
 class RecordSearchArgsSchema(PageArgsSchema):
-    mobile = ma.fields.String(
-        metadata={"description": "Full mobile (answers show it masked)", "pattern": MOBILE_PATTERN}
-    )
+    mobile = Mobile(metadata={"description": "Full mobile (answers show it masked)"})
     status = ma.fields.String(validate=validate.OneOf(STATUSES, error="status 必须是 {choices} 之一"))
     template_id = ma.fields.String()
     batch_id = ma.fields.String()
@@ -109,17 +107,6 @@ class RecordSearchArgsSchema(PageArgsSchema):
         data_key="from", default_timezone=None, metadata={"description": "created_at ≥"}
     )
     to = ma.fields.AwareDateTime(metadata={"description": "created_at <"})
-
-    @ma.validates("mobile")
-    def _mobile(self, value: str, **_kwargs) -> None:
-        if normalise_mobile(value) is None:
-            raise ma.ValidationError("手机号格式不正确")
-
-    @ma.post_load
-    def _normalise(self, data, **_kwargs):
-        if data.get("mobile"):
-            data["mobile"] = normalise_mobile(data["mobile"])
-        return data
 
 
 @blp.route("")
