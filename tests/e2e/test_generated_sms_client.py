@@ -172,8 +172,14 @@ def test_templates_sends_records_and_batches_through_the_generated_client(sms, s
     worker = start_worker("sms_service.worker", stack["env"], stack["log_dir"], extra=["--concurrency", "2"])
     with running(worker):
         wait_until(lambda: len(stack["aliyun"].messages) == 5, 30, "5 messages at the Aliyun fake")
+
+        def stored_as_submitted():
+            record = get_record.sync_detailed(message_id, client=client).parsed.data
+            return record.status == models.RecordDetailStatus.SUBMITTED
+
+        # The fake has the call before the worker has stored its answer.
+        wait_until(stored_as_submitted, 30, "the first message stored as submitted")
         submitted = parsed(get_record.sync_detailed(message_id, client=client), models.RecordDetailEnvelope)
-        assert submitted.data.status == models.RecordDetailStatus.SUBMITTED
         assert submitted.data.channel_response.biz_id and submitted.data.completed_at is None
 
         # The receipts go in through the generated client too, as the document describes Aliyun's push.
