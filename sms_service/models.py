@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata, utcnow
@@ -60,6 +60,9 @@ class Tenant(Base):
 class ApiKey(ApiKeyColumns, Base):
     __tablename__ = "api_keys"
 
+    # A test key's sends go through the whole lifecycle without reaching an upstream.
+    test: Mapped[bool] = mapped_column(default=False, server_default=false())
+
 
 class Template(Base):
     """A tenant's message template: ``${name}`` variables and the upstream template code per provider."""
@@ -90,6 +93,7 @@ class Batch(Base):
     tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"))
     template_id: Mapped[str] = mapped_column(String(40), ForeignKey("templates.id"))
     total: Mapped[int] = mapped_column(Integer)
+    test: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -110,6 +114,8 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_tenant_id_created_at", "tenant_id", "created_at"),
         Index("ix_messages_tenant_id_mobile_created_at", "tenant_id", "mobile", "created_at"),
+        # A test key's records page: only test rows are in it, so live traffic costs it nothing.
+        Index("ix_messages_tenant_id_created_at_test", "tenant_id", "created_at", **_only_where("test")),
         Index("ix_messages_status_updated_at", "status", "updated_at"),
         Index("ix_messages_tenant_id_template_id_status", "tenant_id", "template_id", "status"),
         Index("ix_messages_provider_biz_id", "provider", "biz_id", **_only_where("biz_id IS NOT NULL")),
@@ -153,6 +159,8 @@ class Message(Base):
     error_code: Mapped[str | None] = mapped_column(String(100), nullable=True)
     error_message: Mapped[str | None] = mapped_column(String(500), nullable=True)
     outcome_unknown: Mapped[bool] = mapped_column(default=False)
+    # Sent with a test key: simulated, never reaches an upstream, seen only by test keys.
+    test: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
