@@ -53,7 +53,14 @@ class UnbindResultSchema(ma.Schema):
     deleted = ma.fields.Boolean()
 
 
-@blp.route("/<site_id>/payment-binding")
+SITE_IN_PATH = {
+    "in": "path",
+    "name": "site_id",
+    "schema": {"type": "string", "pattern": bindings.SITE_ID.pattern},
+}
+
+
+@blp.route("/<site_id>/payment-binding", parameters=[SITE_IN_PATH])
 class SiteBinding(MethodView):
     @require_scope("payment:admin")
     @blp.arguments(BindArgsSchema())
@@ -79,7 +86,7 @@ class SiteBinding(MethodView):
         return ok({"bindings": [bindings.binding_view(item.binding, item.config) for item in bound]})
 
 
-@blp.route("/<site_id>/payment-binding/<binding_id>")
+@blp.route("/<site_id>/payment-binding/<binding_id>", parameters=[SITE_IN_PATH])
 class SiteBindingItem(MethodView):
     @require_scope("payment:admin")
     @blp.response(200, envelope(UnbindResultSchema))

@@ -10,7 +10,7 @@ from flask_smorest import Api
 from marshmallow import validate
 
 from payment_service.configs import center, history
-from payment_service.configs.params import MODES, PARAMS_SCHEMAS
+from payment_service.configs.params import MASK, MODES, PARAMS_SCHEMAS, SECRET_FIELDS
 from payment_service.extensions import db
 from shared.api import Blueprint, link, operation
 from shared.auth import current_principal, require_scope
@@ -36,15 +36,16 @@ PARAMS_DESCRIPTION = (
 )
 
 
-def register_params_schemas(api: Api) -> None:
-    """Name each mode's params schema in the OpenAPI document, for ``params``' oneOf to point at."""
-    for mode, component in PARAMS_COMPONENTS.items():
-        api.spec.components.schema(component, schema=PARAMS_SCHEMAS[mode])
+def _ref(component: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{component}"}
 
 
-def _params_field(**kwargs: Any) -> ma.fields.Dict:
-    refs = [{"$ref": f"#/components/schemas/{name}"} for name in PARAMS_COMPONENTS.values()]
-    return ma.fields.Dict(metadata={"description": PARAMS_DESCRIPTION, "oneOf": refs}, **kwargs)
+def _create_component(mode: str) -> str:
+    return PARAMS_COMPONENTS[mode].removesuffix("Params") + "ConfigCreate"
+
+
+def _update_component(mode: str) -> str:
+    return PARAMS_COMPONENTS[mode] + "Update"
 
 
 def _not_blank(value: str) -> None:
@@ -53,12 +54,25 @@ def _not_blank(value: str) -> None:
 
 
 NAME = {"validate": [validate.Length(min=1, max=100, error="长度必须在 1 到 100 之间"), _not_blank]}
+MODE = {"validate": validate.OneOf(MODES, error="mode 必须是 {choices} 之一")}
 
 
 class ConfigCreateArgsSchema(ma.Schema):
+    """A config: name, mode and the params of that mode. ``params`` is checked against its mode's schema by
+    the configuration center (``validate_params``); the document states the pairing as a oneOf by mode."""
+
+    class Meta:
+        openapi = {
+            "oneOf": [_ref(_create_component(mode)) for mode in MODES],
+            "discriminator": {
+                "propertyName": "mode",
+                "mapping": {mode: _ref(_create_component(mode))["$ref"] for mode in MODES},
+            },
+        }
+
     name = ma.fields.String(required=True, **NAME)
-    mode = ma.fields.String(required=True, validate=validate.OneOf(MODES, error="mode 必须是 {choices} 之一"))
-    params = _params_field(required=True)
+    mode = ma.fields.String(required=True, **MODE)
+    params = ma.fields.Dict(required=True, metadata={"description": PARAMS_DESCRIPTION})
 
     @ma.post_load
     def _strip_name(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
@@ -66,12 +80,37 @@ class ConfigCreateArgsSchema(ma.Schema):
         return data
 
 
+def _mode_update_rule(mode: str) -> dict[str, Any]:
+    return {
+        "if": {"properties": {"mode": {"const": mode}}, "required": ["mode"]},
+        "then": {"properties": {"params": _ref(_update_component(mode))}},
+    }
+
+
 class ConfigUpdateArgsSchema(ma.Schema):
+    """``params`` is checked against the config's own mode; ``mode``, when sent, must be that mode."""
+
+    class Meta:
+        openapi = {
+            "allOf": [
+                {"anyOf": [{"required": ["name"]}, {"required": ["params"]}]},
+                *(_mode_update_rule(mode) for mode in MODES),
+            ]
+        }
+
     name = ma.fields.String(**NAME)
     mode = ma.fields.String(
-        metadata={"description": "Optional; must equal the current mode (it cannot change)"}
+        metadata={
+            "description": "Optional; must equal the current mode (it cannot change)",
+            "enum": list(MODES),
+        }
     )
-    params = _params_field()
+    params = ma.fields.Dict(
+        metadata={
+            "description": PARAMS_DESCRIPTION + " Checked against the config's mode.",
+            "oneOf": [_ref(_update_component(mode)) for mode in MODES],
+        }
+    )
 
     @ma.validates_schema
     def _something_to_change(self, data: dict[str, Any], **_kwargs: Any) -> None:
@@ -83,6 +122,43 @@ class ConfigUpdateArgsSchema(ma.Schema):
         if "name" in data:
             data["name"] = data["name"].strip()
         return data
+
+
+def _create_variant(mode: str) -> type[ma.Schema]:
+    """The body of a create in ``mode``, for the document: ``mode`` that one value, ``params`` its schema."""
+    return type(
+        _create_component(mode) + "Schema",
+        (ConfigCreateArgsSchema,),
+        {
+            "Meta": type("Meta", (), {"openapi": {}}),
+            "mode": ma.fields.String(required=True, validate=validate.OneOf([mode])),
+            "params": ma.fields.Nested(PARAMS_SCHEMAS[mode], required=True),
+        },
+    )
+
+
+def _update_params(component: dict[str, Any], secrets: tuple[str, ...]) -> dict[str, Any]:
+    """A mode's params on update: each secret may be left out, null or "***" (keep the stored value)."""
+    properties = dict(component["properties"])
+    for name in secrets:
+        properties[name] = {
+            "anyOf": [properties[name], {"type": "string", "const": MASK}, {"type": "null"}],
+            "description": 'Left out, null or "***": the stored value is kept',
+        }
+    required = [name for name in component.get("required", []) if name not in secrets]
+    return {**component, "properties": properties, "required": required}
+
+
+def register_params_schemas(api: Api) -> None:
+    """Name each mode's params schema, its update form and its create body in the OpenAPI document, for
+    the oneOfs of the config bodies to point at."""
+    components = api.spec.components
+    for mode, component in PARAMS_COMPONENTS.items():
+        components.schema(component, schema=PARAMS_SCHEMAS[mode])
+        components.schema(
+            _update_component(mode), _update_params(components.schemas[component], SECRET_FIELDS[mode])
+        )
+        components.schema(_create_component(mode), schema=_create_variant(mode))
 
 
 class ConfigStatusArgsSchema(ma.Schema):

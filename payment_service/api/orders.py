@@ -10,6 +10,7 @@ import marshmallow as ma
 from flask.views import MethodView
 from marshmallow import validate
 
+from payment_service.configs import bindings
 from payment_service.extensions import db
 from payment_service.models import ORDER_STATUSES
 from payment_service.orders import closing, placing
@@ -75,8 +76,14 @@ def _length(low: int, high: int) -> validate.Length:
     return validate.Length(min=low, max=high, error=f"长度必须在 {low} 到 {high} 之间")
 
 
+# Checked where the order's route is looked up (bindings.check_site_id); documented here.
+SITE_ID_DOC = {"pattern": bindings.SITE_ID.pattern}
+
+
 class OrderArgsSchema(ma.Schema):
-    site_id = ma.fields.String(required=True, error_messages=REQUIRED, validate=_length(1, 64))
+    site_id = ma.fields.String(
+        required=True, error_messages=REQUIRED, validate=_length(1, 64), metadata=SITE_ID_DOC
+    )
     channel = ma.fields.String(
         required=True,
         error_messages=REQUIRED,
@@ -97,7 +104,9 @@ class OrderArgsSchema(ma.Schema):
         allow_none=True,
         validate=_length(1, 1000),
         metadata={
-            "description": "Where the signed payment.result is POSTed once paid (http/https, public host)"
+            "description": "Where the signed payment.result is POSTed once paid (http/https, public host)",
+            "pattern": "^https?://[^/?#:@\\s]+",
+            "format": "uri",
         },
     )
     out_order_no = ma.fields.String(

@@ -53,7 +53,11 @@ class RefundArgsSchema(ma.Schema):
         load_default=None,
         allow_none=True,
         validate=validate.Length(min=1, max=1000, error="长度必须在 1 到 1000 之间"),
-        metadata={"description": "Where payment.refund is POSTed once settled (default: the order's)"},
+        metadata={
+            "description": "Where payment.refund is POSTed once settled (default: the order's)",
+            "pattern": "^https?://[^/?#:@\\s]+",
+            "format": "uri",
+        },
     )
 
 

@@ -101,8 +101,14 @@ def _api_v3_key() -> ma.fields.String:
     )
 
 
-def _pem(validator) -> ma.fields.String:
-    return ma.fields.String(required=True, error_messages=REQUIRED, validate=validator)
+PRIVATE_KEY_DOC = "RSA private key of at least 2048 bits, unencrypted: PKCS#8 or PKCS#1, PEM or bare base64"
+PUBLIC_KEY_DOC = "RSA public key of at least 2048 bits (or an X.509 certificate): PEM or bare base64"
+
+
+def _pem(validator, description: str) -> ma.fields.String:
+    return ma.fields.String(
+        required=True, error_messages=REQUIRED, validate=validator, metadata={"description": description}
+    )
 
 
 class _Strict(ma.Schema):
@@ -166,9 +172,9 @@ class _WechatSchema(_Strict):
     app_id = _text(APP_ID, APP_ID_HINT, max_length=64)
     api_key = _api_v3_key()
     merchant_serial_no = _text(SERIAL_NO, "证书序列号只能包含字母和数字", max_length=64)
-    merchant_private_key = _pem(_private_key)
+    merchant_private_key = _pem(_private_key, PRIVATE_KEY_DOC)
     wechatpay_public_key_id = _text(max_length=128)
-    wechatpay_public_key = _pem(_public_key)
+    wechatpay_public_key = _pem(_public_key, PUBLIC_KEY_DOC)
 
 
 class WechatSplitParamsSchema(_WechatSchema):
@@ -202,8 +208,8 @@ class AlipayDirectParamsSchema(_Strict):
     """alipay_direct: keys as PEM or the bare base64 body Alipay's console shows."""
 
     app_id = _text(APP_ID, APP_ID_HINT, max_length=64)
-    app_private_key = _pem(_private_key)
-    alipay_public_key = _pem(_public_key)
+    app_private_key = _pem(_private_key, PRIVATE_KEY_DOC)
+    alipay_public_key = _pem(_public_key, PUBLIC_KEY_DOC)
     seller_id = _text(r"^\d{1,32}$", "卖家 ID 必须是数字", required=False, load_default=None, allow_none=True)
 
 

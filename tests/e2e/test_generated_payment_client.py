@@ -98,16 +98,29 @@ def test_configs_bindings_orders_refunds_and_close_through_the_generated_client(
     )
 
     configs = {}
-    for mode, params_model, overrides in (
-        ("wechat_direct", models.WechatDirectParams, {"wechatpay_public_key_id": PUBLIC_KEY_ID}),
-        ("alipay_direct", models.AlipayDirectParams, {}),
+    # The create body is a oneOf by mode: one model per mode, its params typed for that mode.
+    for mode, body_model, mode_enum, params_model, overrides in (
+        (
+            "wechat_direct",
+            models.WechatDirectConfigCreate,
+            models.WechatDirectConfigCreateMode,
+            models.WechatDirectParams,
+            {"wechatpay_public_key_id": PUBLIC_KEY_ID},
+        ),
+        (
+            "alipay_direct",
+            models.AlipayDirectConfigCreate,
+            models.AlipayDirectConfigCreateMode,
+            models.AlipayDirectParams,
+            {},
+        ),
     ):
         created = parsed(
             create_config.sync_detailed(
                 client=client,
-                body=models.ConfigCreateArgs(
+                body=body_model(
                     name=f"generated-{mode}",
-                    mode=models.ConfigCreateArgsMode(mode),
+                    mode=mode_enum(mode),
                     params=params_model.from_dict(params_for(mode, **overrides)),
                 ),
             ),
