@@ -119,6 +119,12 @@ class _Strict(ma.Schema):
 class ReceiverSchema(_Strict):
     """One profit-sharing receiver. ``receiver_type`` is the tenant's own label (platform, franchisee…)."""
 
+    class Meta(_Strict.Meta):
+        openapi = {
+            "if": {"properties": {"relation_type": {"const": "CUSTOM"}}, "required": ["relation_type"]},
+            "then": {"properties": {"custom_relation": {"type": "string"}}, "required": ["custom_relation"]},
+        }
+
     receiver_type = _text(max_length=32)
     merchant_id = _text(r"^[A-Za-z0-9_-]{1,64}$", APP_ID_HINT, max_length=64)
     ratio = ma.fields.Decimal(
@@ -126,7 +132,12 @@ class ReceiverSchema(_Strict):
         allow_nan=False,
         validate=_ratio_in_range,
         error_messages={**REQUIRED, "invalid": '必须是数字 (如 0.15 或 "0.15")'},
-        metadata={"description": "In (0, 1], read as an exact decimal", "example": 0.15},
+        metadata={
+            "description": f"In (0, 1], read as an exact decimal of at most {MAX_RATIO_PLACES} places",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "example": 0.15,
+        },
     )
     name = _text(required=False, load_default=None, allow_none=True, max_length=128)
     relation_type = ma.fields.String(
@@ -141,6 +152,13 @@ class ReceiverSchema(_Strict):
 
 
 class ProfitSharingSchema(_Strict):
+    class Meta(_Strict.Meta):
+        openapi = {
+            "if": {"properties": {"enabled": {"const": True}}, "required": ["enabled"]},
+            "then": {"properties": {"receivers": {"minItems": 1}}, "required": ["receivers"]},
+            "description": "Ratios add up to at most 1; no merchant_id twice",
+        }
+
     enabled = ma.fields.Boolean(required=True, error_messages={**REQUIRED, "invalid": "必须是 true 或 false"})
     type = ma.fields.String(load_default="ratio", validate=validate.OneOf(["ratio"], error="只支持 ratio"))
     receivers = ma.fields.List(
