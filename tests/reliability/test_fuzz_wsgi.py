@@ -8,7 +8,9 @@ import schemathesis
 from schemathesis import GenerationMode
 
 from tests.factories import create_payment_tenant, create_sms_tenant
+from tests.fakes.payment_server import running
 from tests.payment.conftest import create_config, params_for
+from tests.payment.orders.helpers import WECHAT_SITE, alipay_fake_app, set_up_sites, wechat_fake_app
 from tests.reliability.fuzzing import Pass, fuzz
 
 pytestmark = pytest.mark.reliability
@@ -73,22 +75,29 @@ PAYMENT_KEYS = {
 # Operations whose valid requests no generator can make, left out of the mismatch rule only:
 # - the notify endpoints take only what WeChat Pay or Alipay signed (a signature over the body, a timestamp
 #   and a nonce, checked against the config's platform key), so every generated notification is refused;
-# - an order is accepted only once WeChat Pay or Alipay has placed it, and the in-process run has no upstream
-#   to place it with (tests/e2e places orders through the fakes).
 PAYMENT_EXEMPT = (
     "POST /api/v1/payment/notify/wechat",
     "POST /api/v1/payment/notify/wechat/{config_id}",
     "POST /api/v1/payment/notify/wechat/refunds/{config_id}",
     "POST /api/v1/payment/notify/alipay",
     "POST /api/v1/payment/notify/alipay/{config_id}",
-    "POST /api/v1/payment/order",
 )
 
 
-def test_payment_service_survives_fuzzing(payment_app, payment_db):
+def test_payment_service_survives_fuzzing(payment_app, payment_db, monkeypatch):
     _, api_key = create_payment_tenant(payment_db)
-    config = create_config(payment_app.test_client(), api_key, "wechat_direct", name="fuzz-update")
-    existing = {"PUT /api/v1/payment/configs/{config_id}": {"config_id": config["config_id"]}}
-    schema = schemathesis.openapi.from_wsgi("/openapi.json", payment_app)
-    report = fuzz(schema, passes(api_key, existing, PAYMENT_KEYS))
+    client = payment_app.test_client()
+    config = create_config(client, api_key, "wechat_direct", name="fuzz-update")
+    existing = {
+        "PUT /api/v1/payment/configs/{config_id}": {"config_id": config["config_id"]},
+        # A site bound to WeChat Pay (split) and Alipay: generated orders are placed with the fakes.
+        "POST /api/v1/payment/order": {"site_id": WECHAT_SITE},
+    }
+    # Orders are placed with the WeChat Pay and Alipay fakes over loopback, as the upstreams would place them.
+    with running(wechat_fake_app()) as wechat_url, running(alipay_fake_app()) as alipay_url:
+        monkeypatch.setitem(payment_app.config, "WECHATPAY_BASE_URL", wechat_url)
+        monkeypatch.setitem(payment_app.config, "ALIPAY_GATEWAY_URL", alipay_url + "/gateway.do")
+        set_up_sites(client, api_key)
+        schema = schemathesis.openapi.from_wsgi("/openapi.json", payment_app)
+        report = fuzz(schema, passes(api_key, existing, PAYMENT_KEYS))
     assert_clean(report, "payment", exempt=PAYMENT_EXEMPT)
