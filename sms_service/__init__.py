@@ -42,9 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app, api = build_app(SERVICE, settings, celery_settings(settings))
 
-    from sms_service.api import batches, opt_outs, receipts, records, send, templates
+    from sms_service.api import batches, opt_outs, receipts, records, send, templates, uplinks
 
-    for module in (templates, send, batches, records, opt_outs, receipts):
+    for module in (templates, send, batches, records, opt_outs, receipts, uplinks):
         api.register_blueprint(module.blp)
 
     from sms_service import cli

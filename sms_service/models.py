@@ -233,3 +233,35 @@ class OptOut(Base):
     source: Mapped[str] = mapped_column(String(20))  # api, or the upstream that carried the reply
     reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Reply(Base):
+    """A text a mobile sent back (an upstream's uplink push), kept whether or not any tenant it reached.
+
+    ``dedupe_key`` makes a push delivered again store nothing new (see ``replies.receiving``).
+    """
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    mobile: Mapped[str] = mapped_column(String(11))
+    text: Mapped[str] = mapped_column(Text)
+    sign_name: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Aliyun dest_code / Tencent extend: the extension number the reply was sent to.
+    extension: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # Aliyun sequence_id; Tencent gives none.
+    upstream_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReplyTenant(Base):
+    """A tenant a reply is attributed to: it lists the reply; a keyword reply opts the mobile out of it."""
+
+    __tablename__ = "reply_tenants"
+    __table_args__ = (Index("ix_reply_tenants_tenant_id_reply_id", "tenant_id", "reply_id"),)
+
+    reply_id: Mapped[int] = mapped_column(Integer, ForeignKey("replies.id"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"), primary_key=True)

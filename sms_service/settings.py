@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_MOBILE_PER_DAY": 10,
     # Upstreams, in failover order, and their credentials / endpoints.
     "PROVIDERS": "sandbox",
+    # Share of each upstream call's first provider, e.g. "aliyun:70,tencent:30" (unset: PROVIDERS order).
+    "PROVIDER_WEIGHTS": "",
     "PROVIDER_TIMEOUT_SECONDS": 10.0,
     "PROVIDER_ATTEMPTS": 2,
     "PROVIDER_RETRY_DELAY_SECONDS": 0.5,
@@ -68,6 +70,8 @@ DEFAULTS: dict[str, Any] = {
     "RECEIPT_TOKEN": "",
     # Seconds a pushed receipt that matched no message yet is kept for the call's answer to arrive.
     "HELD_RECEIPT_SECONDS": 86_400,
+    # A reply from a mobile that is exactly one of these words (trimmed, any case) opts it out.
+    "OPT_OUT_KEYWORDS": "T,TD,R,N,退订",
     # Result callbacks to tenants (shared.webhooks); the retry delays are the schedule both services use.
     "CALLBACK_ALLOW_PRIVATE": False,
     "CALLBACK_TIMEOUT_SECONDS": 5.0,
@@ -81,6 +85,8 @@ PRODUCTION_REQUIRED = ["DATABASE_URL", "BROKER_URL"]
 def load_config(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     settings = load_service_settings(PREFIX, DEFAULTS, PRODUCTION_REQUIRED, overrides)
     settings["PROVIDER_NAMES"] = provider_names(settings["PROVIDERS"])
+    settings["ROUTING_WEIGHTS"] = provider_weights(settings["PROVIDER_WEIGHTS"], settings["PROVIDER_NAMES"])
+    settings["OPT_OUT_WORDS"] = opt_out_words(settings["OPT_OUT_KEYWORDS"])
     settings["CALLBACK_RETRY_SCHEDULE"] = parse_retry_delays(
         settings["CALLBACK_RETRY_DELAYS"], f"{PREFIX}_CALLBACK_RETRY_DELAYS"
     )
@@ -93,3 +99,49 @@ def provider_names(raw: str | list[str]) -> list[str]:
     if not names:
         raise ConfigurationError(f"{PREFIX}_PROVIDERS must name at least one provider")
     return names
+
+
+def provider_weights(raw: str | dict[str, int], names: list[str]) -> dict[str, int] | None:
+    """``aliyun:70,tencent:30`` as ``{"aliyun": 70, "tencent": 30}``; None when unset (``PROVIDERS`` order).
+
+    A configured provider left out weighs 0: it is only ever a failover target.
+    """
+    variable = f"{PREFIX}_PROVIDER_WEIGHTS"
+    if isinstance(raw, dict):
+        items = [(str(name), weight) for name, weight in raw.items()]
+    else:
+        items = []
+        for item in (part.strip() for part in str(raw).split(",")):
+            if not item:
+                continue
+            name, colon, weight = item.partition(":")
+            if not colon:
+                raise ConfigurationError(f"{variable}: {item!r} is not provider:weight (e.g. aliyun:70)")
+            items.append((name.strip(), weight.strip()))
+    if not items:
+        return None
+    weights: dict[str, int] = {}
+    for name, weight in items:
+        key = name.lower()
+        if key not in names:
+            raise ConfigurationError(
+                f"{variable}: {name!r} is not one of {PREFIX}_PROVIDERS ({','.join(names)})"
+            )
+        if key in weights:
+            raise ConfigurationError(f"{variable}: {name!r} is given twice")
+        try:
+            number = int(weight)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{variable}: the weight of {name!r} must be a whole number") from None
+        if number < 0:
+            raise ConfigurationError(f"{variable}: the weight of {name!r} must not be negative")
+        weights[key] = number
+    if not any(weights.values()):
+        raise ConfigurationError(f"{variable}: at least one weight must be above 0")
+    return {name: weights.get(name, 0) for name in names}
+
+
+def opt_out_words(raw: str | list[str]) -> frozenset[str]:
+    """The opt-out keywords, case-folded (compared with a reply's trimmed, case-folded text)."""
+    words = raw if isinstance(raw, list) else str(raw).split(",")
+    return frozenset(word.strip().casefold() for word in words if word.strip())

@@ -26,12 +26,33 @@ def opt_out(
 ) -> OptOut:
     """Opt ``mobile`` out; opting out again keeps the first record (its source, reason and time)."""
     with atomic(session):
-        session.execute(
-            insert(OptOut)
-            .values(tenant_id=tenant_id, mobile=mobile, source=source, reason=reason, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["tenant_id", "mobile"])
-        )
+        add_opt_outs(session, [tenant_id], mobile, source, reason)
         return session.get(OptOut, (tenant_id, mobile), populate_existing=True)
+
+
+def add_opt_outs(
+    session: Session, tenant_ids: list[str], mobile: str, source: str, reason: str | None
+) -> None:
+    """Opt ``mobile`` out of each tenant's marketing, in the caller's transaction (first records stand)."""
+    if not tenant_ids:
+        return
+    now = utcnow()
+    session.execute(
+        insert(OptOut)
+        .values(
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "mobile": mobile,
+                    "source": source,
+                    "reason": reason,
+                    "created_at": now,
+                }
+                for tenant_id in tenant_ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "mobile"])
+    )
 
 
 def opt_in(session: Session, tenant_id: str, mobile: str) -> None:

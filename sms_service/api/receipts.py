@@ -68,13 +68,18 @@ def pushed_array(schema: type[ma.Schema]) -> dict:
 ACKS = {"aliyun": {"code": 0, "msg": "接收成功"}, "tencent": {"result": 0, "errmsg": "OK"}}
 
 
-def receive(provider: str):
+def check_token() -> None:
+    """``?token=`` must be ``SMS_RECEIPT_TOKEN`` (else 401); unset, the endpoint does not exist (404)."""
     expected = current_app.config.get("RECEIPT_TOKEN") or ""
     if not expected:
         raise NotFoundError()
     supplied = request.args.get("token", "")
     if not hmac.compare_digest(supplied.encode(), expected.encode()):
         raise UnauthorizedError("状态报告地址的 token 无效")
+
+
+def receive(provider: str):
+    check_token()
     try:
         reports = receipts.parse_push(provider, request.get_data())
     except ValueError as exc:

@@ -25,6 +25,7 @@ from shared.transactions import atomic
 from sms_service.delivery import outbox
 from sms_service.delivery.circuit_breaker import Breaker, build_breaker
 from sms_service.delivery.receipts import apply_held
+from sms_service.delivery.routing import failover_order
 from sms_service.delivery.transitions import finish, submit
 from sms_service.models import FAILED, QUEUED, SENDING, Message, Template
 from sms_service.providers import (
@@ -168,7 +169,7 @@ def _send_group(
     last_permanent: PermanentProviderError | None = None
     could_send = retry_later = False
     circuit = breaker()
-    for provider in providers():
+    for provider in failover_order(providers(), config.get("ROUTING_WEIGHTS")):
         if not pending:
             break
         code = _template_code(template, provider.name)
