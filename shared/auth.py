@@ -1,6 +1,7 @@
 """API-key authentication shared by both services.
 
-Keys look like ``sk_live_<43 url-safe chars>`` (32 random bytes). Only the SHA-256 of a key is
+Keys look like ``sk_live_<43 url-safe chars>`` (32 random bytes), or ``sk_test_…`` for a test key (a
+service that has them simulates what such a key does instead of doing it). Only the SHA-256 of a key is
 stored; a key is found by its hash and the hash is compared again in constant time. Each service
 supplies a ``lookup(key_hash) -> Principal | None`` over its own database; this module caches the
 answer for a few seconds so a warm key costs no database round trip.
@@ -23,6 +24,7 @@ from flask import Flask, current_app, g, request
 from shared.envelope import ForbiddenError, UnauthorizedError
 
 KEY_PREFIX = "sk_live_"
+TEST_KEY_PREFIX = "sk_test_"
 KEY_RANDOM_BYTES = 32
 HEADER = "X-Api-Key"
 DEFAULT_CACHE_TTL_SECONDS = 5.0
@@ -30,8 +32,8 @@ MAX_CACHED_KEYS = 10_000
 _UNKNOWN = object()
 
 
-def generate_api_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+def generate_api_key(*, test: bool = False) -> str:
+    return (TEST_KEY_PREFIX if test else KEY_PREFIX) + secrets.token_urlsafe(KEY_RANDOM_BYTES)
 
 
 def hash_api_key(api_key: str) -> str:
@@ -52,6 +54,7 @@ class Principal:
     key_id: str
     key_hash: str
     scopes: frozenset[str]
+    test: bool = False  # a test key: its service simulates instead of acting
 
 
 Lookup = Callable[[str], Principal | None]

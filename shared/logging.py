@@ -19,7 +19,7 @@ from flask import g, has_request_context, request
 
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
 _MOBILE_DIGITS = re.compile(r"1[3-9]\d{9}")  # in every match of _MOBILE; found far faster
-_API_KEY = re.compile(r"sk_live_[A-Za-z0-9_\-]{4,}")
+_API_KEY = re.compile(r"(sk_(?:live|test)_)[A-Za-z0-9_\-]{4,}")
 _PEM = re.compile(r"-----BEGIN [A-Z ]+-----.*?-----END [A-Z ]+-----", re.S)
 
 _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -30,8 +30,8 @@ def redact(text: str) -> str:
     # the full patterns scan a line many times slower (every line of every request passes here).
     if "-----BEGIN " in text:
         text = _PEM.sub("[PEM redacted]", text)
-    if "sk_live_" in text:
-        text = _API_KEY.sub("sk_live_***", text)
+    if "sk_live_" in text or "sk_test_" in text:
+        text = _API_KEY.sub(r"\1***", text)
     if _MOBILE_DIGITS.search(text) is None:
         return text
     return _MOBILE.sub(r"\1****\3", text)

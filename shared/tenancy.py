@@ -40,19 +40,27 @@ class KeyStore:
         self.ApiKey = key_model
         self.all_scopes = all_scopes
 
-    def issue(self, tenant_id: str, scopes=None) -> tuple[object, str]:
+    @property
+    def has_test_keys(self) -> bool:
+        """Whether the service's keys may be test keys (its ``api_keys`` table has a ``test`` column)."""
+        return hasattr(self.ApiKey, "test")
+
+    def issue(self, tenant_id: str, scopes=None, *, test: bool = False) -> tuple[object, str]:
         """Store a new key for ``tenant_id`` and return ``(row, plaintext)``; the plaintext is shown once."""
         granted = parse_scopes(scopes) or frozenset(self.all_scopes)
         unknown = granted - set(self.all_scopes)
         if unknown:
             raise ValueError(f"unknown scope(s): {', '.join(sorted(unknown))}")
-        plaintext = generate_api_key()
+        if test and not self.has_test_keys:
+            raise ValueError("this service has no test keys")
+        plaintext = generate_api_key(test=test)
         row = self.ApiKey(
             id=new_id("KEY"),
             tenant_id=tenant_id,
             key_hash=hash_api_key(plaintext),
             prefix=display_prefix(plaintext),
             scopes=" ".join(sorted(granted)),
+            **({"test": True} if test else {}),
         )
         self.db.session.add(row)
         self.db.session.flush()
@@ -85,6 +93,7 @@ class KeyStore:
             key_id=key.id,
             key_hash=key.key_hash,
             scopes=parse_scopes(key.scopes),
+            test=bool(getattr(key, "test", False)),
         )
 
 
@@ -93,10 +102,11 @@ def echo_json(payload: dict | list) -> None:
 
 
 def register_key_commands(app: Flask, store: KeyStore) -> None:
-    """``flask key create --tenant ID [--scope S ...]`` and ``flask key revoke KEY_ID``."""
+    """``flask key create --tenant ID [--scope S ...] [--test]`` and ``flask key revoke KEY_ID``.
+
+    ``--test`` exists only for a service whose keys may be test keys."""
     group = AppGroup("key", help="Create and revoke tenant API keys.")
 
-    @group.command("create")
     @click.option("--tenant", "tenant_id", required=True, help="Tenant id the key belongs to.")
     @click.option(
         "--scope",
@@ -105,14 +115,19 @@ def register_key_commands(app: Flask, store: KeyStore) -> None:
         type=click.Choice(store.all_scopes),
         help="Scope to grant (repeatable); default every scope of this service.",
     )
-    def create_key(tenant_id: str, scopes: tuple[str, ...]) -> None:
+    def create_key(tenant_id: str, scopes: tuple[str, ...], test: bool = False) -> None:
         if store.db.session.get(store.Tenant, tenant_id) is None:
             raise click.ClickException(f"no tenant {tenant_id}")
-        key, plaintext = store.issue(tenant_id, scopes)
+        key, plaintext = store.issue(tenant_id, scopes, test=test)
         store.db.session.commit()
-        echo_json(
-            {"key_id": key.id, "tenant_id": tenant_id, "api_key": plaintext, "scopes": key.scopes.split()}
-        )
+        shown = {"key_id": key.id, "tenant_id": tenant_id, "api_key": plaintext, "scopes": key.scopes.split()}
+        echo_json({**shown, "test": test} if store.has_test_keys else shown)
+
+    if store.has_test_keys:
+        create_key = click.option(
+            "--test", is_flag=True, help="A test key (sk_test_…): its sends are simulated, never sent."
+        )(create_key)
+    group.command("create")(create_key)
 
     @group.command("revoke")
     @click.argument("key_id")
