@@ -1,4 +1,5 @@
-"""Reading messages back: one record, a search, a batch's progress. A tenant only ever sees its own."""
+"""Reading messages back: one record, a search, a batch's progress. A tenant only ever sees its own, and a
+test key only test messages and batches (a live key only live ones)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from sms_service.models import STATUSES, Batch, Message
 
 # The statements of the lookups are built once (building one cost about as much CPU as running it).
 _RECORD = select(*Message.__table__.columns).where(
-    Message.id == bindparam("message_id"), Message.tenant_id == bindparam("tenant_id")
+    Message.id == bindparam("message_id"),
+    Message.tenant_id == bindparam("tenant_id"),
+    Message.test == bindparam("test"),
 )
 # The batch and its counts by status in one round trip (one row per status; a batch without messages
 # yet gives one row with no status).
@@ -26,12 +29,17 @@ _BATCH_WITH_COUNTS = (
         Batch.template_id,
         Batch.total,
         Batch.created_at,
+        Batch.test,
         Message.status,
         func.count(Message.id).label("messages"),
     )
     .select_from(Batch.__table__.outerjoin(Message.__table__, Message.batch_id == Batch.id))
-    .where(Batch.id == bindparam("batch_id"), Batch.tenant_id == bindparam("tenant_id"))
-    .group_by(Batch.id, Batch.template_id, Batch.total, Batch.created_at, Message.status)
+    .where(
+        Batch.id == bindparam("batch_id"),
+        Batch.tenant_id == bindparam("tenant_id"),
+        Batch.test == bindparam("test"),
+    )
+    .group_by(Batch.id, Batch.template_id, Batch.total, Batch.created_at, Batch.test, Message.status)
 )
 # Only what a batch page shows, in request order, read in that order from ix_messages_batch_id_created_at.
 _BATCH_PAGE = (
@@ -58,6 +66,7 @@ _BATCH_AT_ONCE = select(
     Batch.template_id,
     Batch.total,
     Batch.created_at,
+    Batch.test,
     select(func.json_object_agg(_status_counts.c.status, _status_counts.c.messages))
     .scalar_subquery()
     .label("counts"),
@@ -72,7 +81,11 @@ _BATCH_AT_ONCE = select(
     )
     .scalar_subquery()
     .label("page"),
-).where(Batch.id == bindparam("batch_id"), Batch.tenant_id == bindparam("tenant_id"))
+).where(
+    Batch.id == bindparam("batch_id"),
+    Batch.tenant_id == bindparam("tenant_id"),
+    Batch.test == bindparam("test"),
+)
 
 
 class BatchMessage(NamedTuple):
@@ -81,9 +94,9 @@ class BatchMessage(NamedTuple):
     status: str
 
 
-def get_record(session: Session, tenant_id: str, message_id: str) -> Row:
+def get_record(session: Session, tenant_id: str, message_id: str, *, test: bool = False) -> Row:
     """The message's columns (read outside a transaction: nothing to begin or roll back)."""
-    rows = read_alone(session, _RECORD, {"message_id": message_id, "tenant_id": tenant_id})
+    rows = read_alone(session, _RECORD, {"message_id": message_id, "tenant_id": tenant_id, "test": test})
     if not rows:
         raise NotFoundError("发送记录不存在", data={"message_id": message_id})
     return rows[0]
@@ -101,8 +114,10 @@ def search_records(
     batch_id: str | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
+    test: bool = False,
 ) -> tuple[list[Message], int]:
-    conditions: list[Any] = [Message.tenant_id == tenant_id]
+    # The bare column for a test key, so the planner sees the test rows' partial index applies.
+    conditions: list[Any] = [Message.tenant_id == tenant_id, Message.test if test else ~Message.test]
     if mobile:
         conditions.append(Message.mobile == mobile)
     if status:
@@ -118,17 +133,21 @@ def search_records(
     return fetch_page(session, Message, conditions, page, size)
 
 
-def batch_progress(session: Session, tenant_id: str, batch_id: str, page: int, size: int) -> dict[str, Any]:
+def batch_progress(
+    session: Session, tenant_id: str, batch_id: str, page: int, size: int, *, test: bool = False
+) -> dict[str, Any]:
     if bind_of(session).dialect.name == "postgresql":
-        return _batch_progress_at_once(session, tenant_id, batch_id, page, size)
-    return _batch_progress_in_two(session, tenant_id, batch_id, page, size)
+        return _batch_progress_at_once(session, tenant_id, batch_id, page, size, test)
+    return _batch_progress_in_two(session, tenant_id, batch_id, page, size, test)
 
 
 def _batch_progress_in_two(
-    session: Session, tenant_id: str, batch_id: str, page: int, size: int
+    session: Session, tenant_id: str, batch_id: str, page: int, size: int, test: bool = False
 ) -> dict[str, Any]:
     """Anywhere: the batch with its counts, then its page."""
-    rows = read_alone(session, _BATCH_WITH_COUNTS, {"batch_id": batch_id, "tenant_id": tenant_id})
+    rows = read_alone(
+        session, _BATCH_WITH_COUNTS, {"batch_id": batch_id, "tenant_id": tenant_id, "test": test}
+    )
     if not rows:
         raise NotFoundError("批次不存在", data={"batch_id": batch_id})
     batch = rows[0]
@@ -144,6 +163,7 @@ def _batch_progress_in_two(
         "template_id": batch.template_id,
         "total": batch.total,
         "created_at": batch.created_at,
+        "test": batch.test,
         "counts": counts,
         "list": [BatchMessage(*message) for message in messages],
         "page": page,
@@ -152,10 +172,16 @@ def _batch_progress_in_two(
 
 
 def _batch_progress_at_once(
-    session: Session, tenant_id: str, batch_id: str, page: int, size: int
+    session: Session, tenant_id: str, batch_id: str, page: int, size: int, test: bool = False
 ) -> dict[str, Any]:
     """On PostgreSQL: the same in one round trip."""
-    parameters = {"batch_id": batch_id, "tenant_id": tenant_id, "offset": (page - 1) * size, "limit": size}
+    parameters = {
+        "batch_id": batch_id,
+        "tenant_id": tenant_id,
+        "test": test,
+        "offset": (page - 1) * size,
+        "limit": size,
+    }
     rows = read_alone(session, _BATCH_AT_ONCE, parameters)
     if not rows:
         raise NotFoundError("批次不存在", data={"batch_id": batch_id})
@@ -165,6 +191,7 @@ def _batch_progress_at_once(
         "template_id": batch.template_id,
         "total": batch.total,
         "created_at": batch.created_at,
+        "test": batch.test,
         "counts": {**dict.fromkeys(STATUSES, 0), **(batch.counts or {})},
         "list": [BatchMessage(*message) for message in batch.page or ()],
         "page": page,

@@ -1,7 +1,9 @@
 """Accepting a send or batch-send: validate, check limits, store the messages as ``queued``, then publish.
 
 Everything a request changes happens in one transaction (idempotency key, messages, limit counters), so a
-request over a limit, or a replay of an ``Idempotency-Key``, stores and sends nothing.
+request over a limit, or a replay of an ``Idempotency-Key``, stores and sends nothing. A test key's request is
+checked the same way but stored as test messages, which count against no limit (nothing is sent or billed) and
+whose idempotency keys are apart from the live ones.
 """
 
 from __future__ import annotations
@@ -54,10 +56,13 @@ def send(
     variables: dict[str, Any],
     callback_url: str | None = None,
     idempotency_key: str | None = None,
+    *,
+    test: bool = False,
 ) -> dict[str, Any]:
     """One message per mobile with the same variables; the answer lists their ids in request order."""
     key = idempotency.check_key(idempotency_key)
-    if key and (answer := idempotency.first_answer(session, tenant_id, SEND, key)) is not None:
+    endpoint = _endpoint(SEND, test)
+    if key and (answer := idempotency.first_answer(session, tenant_id, endpoint, key)) is not None:
         return answer
     numbers = normalise_mobiles(mobiles, current_app.config["MAX_MOBILES_PER_SEND"])
     profile = sendable_profile(session, tenant_id, template_id)
@@ -66,7 +71,7 @@ def send(
     recipients = [Recipient(mobile, values) for mobile in numbers]
     ids = [new_id("MSG") for _ in recipients]
     answer = {"message_id": ids[0], "message_ids": ids, "status": QUEUED}
-    return _accept(session, profile, recipients, ids, callback_url, None, (SEND, key), answer)
+    return _accept(session, profile, recipients, ids, callback_url, None, (endpoint, key), answer, test)
 
 
 def batch_send(
@@ -76,10 +81,13 @@ def batch_send(
     items: list[dict[str, Any]],
     callback_url: str | None = None,
     idempotency_key: str | None = None,
+    *,
+    test: bool = False,
 ) -> dict[str, Any]:
     """One message per item, each with its own variables, grouped under a batch id."""
     key = idempotency.check_key(idempotency_key)
-    if key and (answer := idempotency.first_answer(session, tenant_id, BATCH_SEND, key)) is not None:
+    endpoint = _endpoint(BATCH_SEND, test)
+    if key and (answer := idempotency.first_answer(session, tenant_id, endpoint, key)) is not None:
         return answer
     limit = current_app.config["MAX_BATCH_ITEMS"]
     if not 1 <= len(items) <= limit:
@@ -107,7 +115,7 @@ def batch_send(
     ids = [new_id("MSG") for _ in recipients]
     batch_id = new_id("BATCH")
     answer = {"batch_id": batch_id, "total": len(ids), "status": QUEUED}
-    return _accept(session, profile, recipients, ids, callback_url, batch_id, (BATCH_SEND, key), answer)
+    return _accept(session, profile, recipients, ids, callback_url, batch_id, (endpoint, key), answer, test)
 
 
 def normalise_mobiles(raw: list[str], limit: int, field: str = "mobiles") -> list[str]:
@@ -161,12 +169,13 @@ def _accept(
     batch_id: str | None,
     idempotency_scope: tuple[str, str | None],
     answer: dict[str, Any],
+    test: bool,
 ) -> dict[str, Any]:
     now = utcnow()
     store = limit_store()
     blocked = _opted_out(session, profile, recipients)
-    live = [r.mobile for r in recipients if r.mobile not in blocked]
-    counters = plan_counters(profile, live, now) if live else []
+    counted = [] if test else [r.mobile for r in recipients if r.mobile not in blocked]
+    counters = plan_counters(profile, counted, now) if counted else []
     in_database = isinstance(store, DatabaseCounters)
     endpoint, key = idempotency_scope
     if (
@@ -177,7 +186,7 @@ def _accept(
         raise limit_exceeded(hit, now)
     # Core inserts on the tables: the ORM's bulk path costs more CPU than the round trip itself.
     try:
-        rows = _message_rows(profile, recipients, ids, callback_url, batch_id, now, blocked)
+        rows = _message_rows(profile, recipients, ids, callback_url, batch_id, now, blocked, test)
         if key or batch_id or in_database:
             # One transaction: the key, the batch, the messages and the counters stored together, or none.
             with atomic(session):
@@ -192,6 +201,7 @@ def _accept(
                             template_id=profile.template_id,
                             total=len(ids),
                             created_at=now,
+                            test=test,
                         ),
                     )
                 insert_rows(session, Message.__table__, rows)
@@ -242,7 +252,14 @@ def _opted_out(session: Session, profile: SendProfile, recipients: list[Recipien
     return opted_out(session, profile.tenant_id, [r.mobile for r in recipients])
 
 
-def _message_rows(profile, recipients, ids, callback_url, batch_id, now, blocked) -> list[dict[str, Any]]:
+def _endpoint(endpoint: str, test: bool) -> str:
+    """The idempotency scope: a test key's keys never replay a live answer, nor the reverse."""
+    return f"{endpoint}:test" if test else endpoint
+
+
+def _message_rows(
+    profile, recipients, ids, callback_url, batch_id, now, blocked, test
+) -> list[dict[str, Any]]:
     """The messages' rows: queued, or already failed for a mobile that opted out (its callback due now)."""
     rows = [
         {
@@ -262,6 +279,7 @@ def _message_rows(profile, recipients, ids, callback_url, batch_id, now, blocked
             "updated_at": now,
             "callback_status": CALLBACK_WAITING if callback_url else None,
             "callback_attempts": 0,
+            "test": test,
         }
         for index, (message_id, recipient) in enumerate(zip(ids, recipients, strict=True))
     ]

@@ -29,6 +29,7 @@ class BatchSchema(ma.Schema):
     template_id = ma.fields.String()
     total = ma.fields.Integer()
     created_at = UtcTime()
+    test = ma.fields.Boolean(metadata={"description": "Sent with a test key: its messages are simulated"})
     counts = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.Integer(),
@@ -48,7 +49,8 @@ class BatchById(MethodView):
     @blp.doc(**operation("get_batch"))
     def get(self, args, batch_id):
         """A batch's progress, its messages in request order"""
+        principal = current_principal()
         progress = records.batch_progress(
-            db.session, current_principal().tenant_id, batch_id, args["page"], args["size"]
+            db.session, principal.tenant_id, batch_id, args["page"], args["size"], test=principal.test
         )
         return ok(progress)

@@ -73,10 +73,16 @@ class RecordSchema(ma.Schema):
     batch_id = ma.fields.String(allow_none=True)
     mobile = ma.fields.Function(lambda message: mask_mobile(message.mobile), metadata={"type": "string"})
     status = ma.fields.String(validate=validate.OneOf(STATUSES))
-    provider = ma.fields.String(allow_none=True)
+    provider = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The upstream that took the message; test for a test key's simulated one"},
+    )
     channel_response = Itself(ChannelResponseSchema)
     error_code = ma.fields.String(allow_none=True)
     error_message = ma.fields.String(allow_none=True)
+    test = ma.fields.Boolean(
+        metadata={"description": "Sent with a test key: simulated, never reached an upstream (provider test)"}
+    )
     segments = ma.fields.Integer(
         metadata={
             "description": "Billed segments of the text with 【sign name】: 1 up to 70 characters, "
@@ -116,7 +122,7 @@ class Records(MethodView):
     @blp.response(200, envelope(page_schema(RecordSchema)))
     @blp.doc(**operation("search_records"))
     def get(self, args):
-        """Search records, newest first"""
+        """Search records, newest first (a test key sees only test messages, a live key only live ones)"""
         rows, total = records.search_records(
             db.session,
             current_principal().tenant_id,
@@ -128,6 +134,7 @@ class Records(MethodView):
             batch_id=args.get("batch_id"),
             created_from=args.get("from_"),
             created_to=args.get("to"),
+            test=current_principal().test,
         )
         return ok({"list": rows, "total": total, "page": args["page"], "size": args["size"]})
 
@@ -140,4 +147,5 @@ class RecordById(MethodView):
     @blp.doc(**operation("get_record"))
     def get(self, message_id):
         """One message: status, upstream ids, times, errors and its callback attempts"""
-        return ok(records.get_record(db.session, current_principal().tenant_id, message_id))
+        principal = current_principal()
+        return ok(records.get_record(db.session, principal.tenant_id, message_id, test=principal.test))

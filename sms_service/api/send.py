@@ -112,6 +112,7 @@ class Send(MethodView):
                 args["variables"],
                 args["callback_url"],
                 headers["idempotency_key"],
+                test=current_principal().test,
             )
         )
 
@@ -135,5 +136,6 @@ class BatchSend(MethodView):
                 args["items"],
                 args["callback_url"],
                 headers["idempotency_key"],
+                test=current_principal().test,
             )
         )

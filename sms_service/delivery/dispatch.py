@@ -5,7 +5,8 @@ tenant and template) with one guarded UPDATE, so the upstream gets batches inste
 and a duplicate task finds nothing left to claim. Each provider gets a few quick attempts on timeouts, 5xx
 and throttling before the next one is tried; a provider that keeps failing is skipped for a while (circuit
 breaker). When the upstream may have accepted a call that never answered, nothing is resent: the messages
-wait for a receipt or for reconciliation through the upstream's query API.
+wait for a receipt or for reconciliation through the upstream's query API. Messages sent with a test key
+never reach a provider: the simulated delivery takes them (``delivery.simulated``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import utcnow
 from shared.transactions import atomic
-from sms_service.delivery import outbox
+from sms_service.delivery import outbox, simulated
 from sms_service.delivery.circuit_breaker import Breaker, build_breaker
 from sms_service.delivery.receipts import apply_held
 from sms_service.delivery.routing import failover_order
@@ -97,10 +98,12 @@ def deliver(session: Session, message_ids: list[str]) -> DispatchSummary:
     """Claim and send; raises :class:`DispatchDeferred` when messages had to be queued again."""
     report = DispatchSummary()
     claimed = claim(session, message_ids, current_app.config["DISPATCH_BATCH_SIZE"])
+    tests = simulated.deliver(session, [message for message in claimed if message.test])
+    report.submitted, report.failed, callbacks = tests.submitted, tests.failed, tests.callbacks
     groups: dict[tuple[str, str], list[Message]] = defaultdict(list)
     for message in claimed:
-        groups[(message.tenant_id, message.template_id)].append(message)
-    callbacks: list[str] = []
+        if not message.test:
+            groups[(message.tenant_id, message.template_id)].append(message)
     for messages in groups.values():
         template = session.get(Template, messages[0].template_id)
         _send_group(session, template, messages, report, callbacks)
@@ -111,11 +114,12 @@ def deliver(session: Session, message_ids: list[str]) -> DispatchSummary:
 
 
 def claim(session: Session, message_ids: list[str], limit: int) -> list[Message]:
-    """``queued → sending`` for the given messages plus queued siblings (same tenant and template)."""
+    """``queued → sending`` for the given messages plus queued siblings (same tenant, template and kind: live
+    or test)."""
     # Committed before any upstream call: a duplicate task finds nothing left, a crash leaves them sending.
     with atomic(session):
         own = session.execute(
-            select(Message.id, Message.tenant_id, Message.template_id)
+            select(Message.id, Message.tenant_id, Message.template_id, Message.test)
             .where(Message.id.in_(message_ids), Message.status == QUEUED)
             .with_for_update(skip_locked=True)
         ).all()
@@ -126,6 +130,7 @@ def claim(session: Session, message_ids: list[str], limit: int) -> list[Message]
                 .where(
                     Message.tenant_id == own[0].tenant_id,
                     Message.template_id == own[0].template_id,
+                    Message.test == own[0].test,
                     Message.status == QUEUED,
                     Message.id.not_in(ids),
                 )

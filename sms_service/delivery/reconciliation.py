@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import utcnow
 from shared.transactions import atomic
-from sms_service.delivery import outbox
+from sms_service.delivery import outbox, simulated
 from sms_service.delivery.dispatch import provider_named
 from sms_service.delivery.receipts import held_for, record_reports
 from sms_service.delivery.transitions import finish
@@ -114,6 +114,8 @@ def poll(session: Session) -> dict[str, int]:
 
 def _ask_upstream(message: Message) -> DeliveryReport | None:
     """What the message's upstream knows of it; None when it knows nothing final or cannot be asked."""
+    if message.test:
+        return simulated.query(message)
     provider = provider_named(message.provider)
     if provider is None:
         return None

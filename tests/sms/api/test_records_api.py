@@ -123,8 +123,18 @@ def test_a_batch_answers_ids_and_utc_times_as_documented(sms_client, sms_db, sms
     items = [{"mobile": "13800138000", "variables": VARIABLES}]
     batch_id = sending.batch_send(sms_db, tenant.id, template.id, items)["batch_id"]
     data = sms_client.get(f"/api/v1/sms/batches/{batch_id}", headers=auth(key)).get_json()["data"]
-    assert set(data) == {"batch_id", "template_id", "total", "created_at", "counts", "list", "page", "size"}
-    assert data["created_at"].endswith("Z") and data["template_id"] == template.id
+    assert set(data) == {
+        "batch_id",
+        "template_id",
+        "total",
+        "created_at",
+        "test",
+        "counts",
+        "list",
+        "page",
+        "size",
+    }
+    assert data["created_at"].endswith("Z") and data["template_id"] == template.id and data["test"] is False
     assert data["list"] == [
         {"message_id": data["list"][0]["message_id"], "mobile": "138****8000", "status": "queued"}
     ]
