@@ -42,9 +42,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app, api = build_app(SERVICE, settings, celery_settings(settings))
 
-    from sms_service.api import batches, opt_outs, receipts, records, send, templates, uplinks
+    from sms_service.api import batches, opt_outs, receipts, records, send, stats, templates, uplinks
 
-    for module in (templates, send, batches, records, opt_outs, receipts, uplinks):
+    for module in (templates, send, batches, records, stats, opt_outs, receipts, uplinks):
         api.register_blueprint(module.blp)
 
     from sms_service import cli
@@ -56,6 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def celery_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Beat runs the safety nets; a publish to a dead broker gives up fast (the sweep publishes again)."""
     interval = settings["SWEEP_INTERVAL_SECONDS"]
+    stats_interval = settings["STATS_INTERVAL_SECONDS"]
     return {
         "task_publish_retry_policy": {
             "max_retries": 2,
@@ -74,6 +75,11 @@ def celery_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
                 "task": "sms.poll_receipts",
                 "schedule": interval,
                 "options": {"queue": queues.RECEIPTS, "expires": interval},
+            },
+            "sms-rebuild-stats": {
+                "task": "sms.rebuild_stats",
+                "schedule": stats_interval,
+                "options": {"queue": queues.PERIODIC, "expires": stats_interval},
             },
         },
     }

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, SmallInteger, String, Text, false, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, new_metadata, utcnow
@@ -265,3 +277,23 @@ class ReplyTenant(Base):
 
     reply_id: Mapped[int] = mapped_column(Integer, ForeignKey("replies.id"), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(String(40), ForeignKey("tenants.id"), primary_key=True)
+
+
+class DailyUsage(Base):
+    """How many of a tenant's messages of one Beijing day are in one status, by template and provider.
+
+    Rebuilt from the messages for the days that can still change (``sms_service.stats.facts``); the usage
+    statistics are read from here only. ``provider`` is ``none`` for messages that never reached an upstream.
+    """
+
+    __tablename__ = "daily_usage"
+
+    tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    test: Mapped[bool] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    status: Mapped[str] = mapped_column(String(12), primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer)
+    # The messages' billed segments summed (counted as billed only for success).
+    segments: Mapped[int] = mapped_column(BigInteger)

@@ -66,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     "RECEIPT_POLL_AFTER_SECONDS": 600,
     "RECEIPT_GIVE_UP_AFTER_SECONDS": 259_200,
     "POLL_BATCH_SIZE": 200,
+    # Seconds between rebuilds of the usage statistics of the days that can still change.
+    "STATS_INTERVAL_SECONDS": 60.0,
     # Delivery receipts pushed by the upstreams: ?token=<RECEIPT_TOKEN>; unset turns the endpoints off.
     "RECEIPT_TOKEN": "",
     # Seconds a pushed receipt that matched no message yet is kept for the call's answer to arrive.

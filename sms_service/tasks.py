@@ -8,6 +8,7 @@ from sms_service import queues
 from sms_service.accepting import retention
 from sms_service.delivery import callbacks, dispatch, reconciliation, sweeps
 from sms_service.extensions import celery, db
+from sms_service.stats import facts
 
 logger = logging.getLogger(__name__)
 
@@ -44,3 +45,8 @@ def sweep() -> dict:
 @celery.task(name="sms.poll_receipts", queue=queues.RECEIPTS)
 def poll_receipts() -> dict:
     return reconciliation.poll(db.session)
+
+
+@celery.task(name="sms.rebuild_stats", queue=queues.PERIODIC)
+def rebuild_stats() -> dict:
+    return facts.rebuild_recent(db.session)
