@@ -3,17 +3,22 @@
 The rows are generated inside PostgreSQL (``generate_series``, secondary indexes dropped during the load and
 built afterwards), then a record by ``message_id`` and a batch's status are fetched over HTTP, one request at
 a time, and the same queries are timed directly in SQL. The EXPLAIN of the records search by mobile shows it
-is answered from an index. The database is dropped afterwards.
+is answered from an index. The rows spread over 92 Beijing days with mixed outcomes, templates and providers;
+the daily usage counts are rebuilt from them (the whole range, then the recent days the beat rebuilds every
+minute), and the usage statistics of all 92 days are fetched for each grouping. The database is dropped
+afterwards.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import requests
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from bench.stack import (
     GUNICORN_WORKERS,
@@ -27,27 +32,35 @@ from bench.stack import (
     start_gunicorn,
 )
 from shared.db import normalize_url
+from sms_service.stats import facts, usage
 
 BATCH_SIZE = 1000
 DISTINCT_MOBILES = 1_000_000
 ID_PREFIX = "MSG_20260101_"
+# 2026-01-01 00:00 in Beijing; the rows spread over STATS_DAYS Beijing days from there.
+FIRST_DAY = date(2026, 1, 1)
+STATS_DAYS = usage.MAX_DAYS
+RECENT_DAYS = 5  # today and the four days before it: what the beat rebuilds every minute
 
 LOAD_MESSAGES = """
-INSERT INTO messages (id, tenant_id, template_id, batch_id, mobile, variables, status, attempts, provider,
-                      req_id, biz_id, outcome_unknown, created_at, updated_at, sent_at, completed_at,
-                      callback_attempts)
-SELECT :prefix || lpad(g::text, 12, '0'), :tenant_id, :template_id, 'BATCH_20260101_' || (g / :batch_size),
-       (13000000000 + (g * 7919) % :mobiles)::text, '{"code": "123456"}',
-       CASE WHEN g % 50 = 0 THEN 'failed' WHEN g % 50 = 1 THEN 'submitted' ELSE 'success' END, 1, 'aliyun',
+INSERT INTO messages (id, tenant_id, template_id, batch_id, mobile, variables, segments, status, attempts,
+                      provider, req_id, biz_id, outcome_unknown, created_at, updated_at, sent_at,
+                      completed_at, callback_attempts)
+SELECT :prefix || lpad(g::text, 12, '0'), :tenant_id, (:template_ids)[1 + g % 3],
+       'BATCH_20260101_' || (g / :batch_size), (13000000000 + (g * 7919) % :mobiles)::text,
+       '{"code": "123456"}', 1 + (g % 7 = 0)::int,
+       CASE WHEN g % 50 = 0 THEN 'failed' WHEN g % 50 = 1 THEN 'submitted' WHEN g % 500 = 2 THEN 'queued'
+            ELSE 'success' END, 1,
+       CASE WHEN g % 500 = 2 OR g % 100 = 0 THEN NULL WHEN g % 10 = 3 THEN 'tencent' ELSE 'aliyun' END,
        md5(g::text), md5((g / 100)::text), false, at, at, at, at + interval '5 seconds', 0
 FROM generate_series(0::bigint, :total - 1) AS g,
-     LATERAL (SELECT timestamptz '2026-01-01' + g * interval '100 milliseconds' AS at) AS t
+     LATERAL (SELECT :start + g * :step * interval '1 second' AS at) AS t
 """
 
 LOAD_BATCHES = """
 INSERT INTO batches (id, tenant_id, template_id, total, created_at)
-SELECT 'BATCH_20260101_' || b, :tenant_id, :template_id, :batch_size,
-       timestamptz '2026-01-01' + b * :batch_size * interval '100 milliseconds'
+SELECT 'BATCH_20260101_' || b, :tenant_id, (:template_ids)[1], :batch_size,
+       :start + b * :batch_size * :step * interval '1 second'
 FROM generate_series(0, (:total - 1) / :batch_size) AS b
 """
 
@@ -64,8 +77,9 @@ def run(log_dir: Path, rows: int, lookups: int) -> dict:
     api, base_url = start_gunicorn("sms_service:create_app()", env, log_dir, workers=GUNICORN_WORKERS)
     engine = sa.create_engine(normalize_url(sms_db))
     try:
-        template_id = sms_template(base_url, tenant["api_key"])
-        load_seconds = bulk_load(engine, tenant["tenant_id"], template_id, rows)
+        template_ids = [sms_template(base_url, tenant["api_key"]) for _ in range(3)]
+        load_seconds = bulk_load(engine, tenant["tenant_id"], template_ids, rows)
+        full_rebuild, recent_rebuild = rebuild_usage(engine)
         message_ids = [ID_PREFIX + f"{random.randrange(rows):012d}" for _ in range(lookups)]
         batch_ids = [f"BATCH_20260101_{random.randrange(rows // BATCH_SIZE or 1)}" for _ in range(lookups)]
         mobiles = [str(13000000000 + random.randrange(DISTINCT_MOBILES)) for _ in range(lookups)]
@@ -74,6 +88,15 @@ def run(log_dir: Path, rows: int, lookups: int) -> dict:
         http_record = time_http(session, [f"{base_url}/api/v1/sms/records/{i}" for i in message_ids])
         http_batch = time_http(session, [f"{base_url}/api/v1/sms/batches/{i}" for i in batch_ids])
         http_mobile = time_http(session, [f"{base_url}/api/v1/sms/records?mobile={m}" for m in mobiles])
+        last_day = FIRST_DAY + timedelta(days=STATS_DAYS - 1)
+        http_stats = {
+            group: time_http(
+                session,
+                [f"{base_url}/api/v1/sms/stats?from={FIRST_DAY}&to={last_day}&group_by={group}"] * lookups,
+            )
+            for group in usage.GROUPS
+        }
+        stats_match = stats_equal_messages(engine, session, base_url, tenant["tenant_id"], last_day)
         sql_record = time_sql(
             engine,
             "SELECT * FROM messages WHERE id = :id AND tenant_id = :tenant_id",
@@ -98,6 +121,11 @@ def run(log_dir: Path, rows: int, lookups: int) -> dict:
         drop_database(sms_db)
     index_backed = any("Index" in line for line in plan) and not any("Seq Scan" in line for line in plan)
     p99 = max(percentile(http_record, 0.99), percentile(http_batch, 0.99))
+    stats_p99 = {group: percentile(timings, 0.99) for group, timings in http_stats.items()}
+    stats_rows = [
+        (f"stats of {STATS_DAYS} days by {group} p99 (HTTP)", f"{value:.1f} ms", "", None, "≤ 50 ms")
+        for group, value in stats_p99.items()
+    ]
     return {
         "name": f"Scale ({rows:,} message rows, loaded in {load_seconds:.0f} s; {lookups} lookups each)",
         "rows": [
@@ -119,17 +147,29 @@ def run(log_dir: Path, rows: int, lookups: int) -> dict:
             ("batch status counts p99 (SQL)", f"{percentile(sql_batch, 0.99):.2f} ms", "", None, ""),
             ("records search by mobile p99 (HTTP)", f"{percentile(http_mobile, 0.99):.1f} ms", "", None, ""),
             ("mobile search plan", plan_summary(plan), "", None, "index scan"),
+            *stats_rows,
+            ("stats totals equal the messages", "yes" if stats_match else "NO", "", None, "yes"),
+            (f"usage counts of {STATS_DAYS} days rebuilt", f"{full_rebuild:.1f} s", "", None, ""),
+            (
+                f"usage counts of the {RECENT_DAYS} recent days rebuilt (each minute)",
+                f"{recent_rebuild:.2f} s",
+                "",
+                None,
+                "",
+            ),
         ],
-        "ok": p99 <= 5 and index_backed,
+        "ok": p99 <= 5 and index_backed and max(stats_p99.values()) <= 50 and stats_match,
         "notes": ["EXPLAIN of the records search by mobile:", "", "```", *plan, "```"],
     }
 
 
-def bulk_load(engine: sa.Engine, tenant_id: str, template_id: str, rows: int) -> float:
+def bulk_load(engine: sa.Engine, tenant_id: str, template_ids: list[str], rows: int) -> float:
     """Generate ``rows`` messages in SQL; secondary indexes are dropped for the load and built after it."""
     params = {
         "tenant_id": tenant_id,
-        "template_id": template_id,
+        "template_ids": template_ids,
+        "start": facts.day_bounds(FIRST_DAY)[0],
+        "step": STATS_DAYS * 86_400 / rows,
         "total": rows,
         "batch_size": BATCH_SIZE,
         "mobiles": DISTINCT_MOBILES,
@@ -164,6 +204,39 @@ def bulk_load(engine: sa.Engine, tenant_id: str, template_id: str, rows: int) ->
         except sa.exc.DBAPIError:  # not allowed to this role: the lookups share the disk with it
             pass
     return time.monotonic() - started
+
+
+def rebuild_usage(engine: sa.Engine) -> tuple[float, float]:
+    """Seconds to rebuild the daily counts of every day loaded, then of the last RECENT_DAYS of them."""
+    days = [FIRST_DAY + timedelta(days=offset) for offset in range(STATS_DAYS)]
+    timings = []
+    with Session(engine) as session:
+        for chosen in (days, days[-RECENT_DAYS:]):
+            started = time.monotonic()
+            for day in chosen:
+                facts.rebuild_day(session, day)
+            timings.append(time.monotonic() - started)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text("VACUUM ANALYZE daily_usage"))
+    return timings[0], timings[1]
+
+
+def stats_equal_messages(engine, session, base_url: str, tenant_id: str, last_day) -> bool:
+    """The statistics' totals against a count over the messages themselves."""
+    url = f"{base_url}/api/v1/sms/stats?from={FIRST_DAY}&to={last_day}&group_by=provider"
+    shown = {row["key"]: row for row in session.get(url, timeout=30).json()["data"]["list"]}
+    with engine.connect() as connection:
+        counted = connection.execute(
+            sa.text(
+                "SELECT coalesce(provider, 'none'), count(*), "
+                "sum(CASE WHEN status = 'success' THEN segments ELSE 0 END) "
+                "FROM messages WHERE tenant_id = :tenant_id GROUP BY 1"
+            ),
+            {"tenant_id": tenant_id},
+        ).all()
+    return {key: (total, segments) for key, total, segments in counted} == {
+        key: (row["total"], row["segments"]) for key, row in shown.items()
+    }
 
 
 def time_http(session: requests.Session, urls: list[str]) -> list[float]:
