@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 from shared.ids import new_id
 from sms_service.accepting import sending
 from sms_service.delivery import dispatch
+from sms_service.extensions import keys
 from sms_service.models import STATUSES, Message
 from sms_service.stats import facts, usage
 from tests.sms.conftest import auth, create_template
@@ -218,8 +219,11 @@ def test_test_and_live_messages_are_counted_apart(sms_client, sms_db, sms_tenant
     test = usage.usage(sms_db, tenant.id, test=True, **kind)
     assert live["totals"]["total"] == 300 and test["totals"]["total"] == 200
     assert as_counters(test) == from_records(sms_db, tenant.id, "template", test=True)
-    # A live key sees only the live messages.
+    # A live key sees only the live messages, a test key only the test ones.
     assert stats(sms_client, key, "?from=2026-11-01&to=2026-11-05&group_by=template") == live
+    _, test_key = keys.issue(tenant.id, test=True)
+    sms_db.commit()
+    assert stats(sms_client, test_key, "?from=2026-11-01&to=2026-11-05&group_by=template") == test
 
 
 def test_a_tenant_sees_only_its_own_usage(sms_client, sms_db, sms_tenant, template):
