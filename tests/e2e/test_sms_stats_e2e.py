@@ -35,9 +35,7 @@ def test_stats_follow_a_send_to_success(databases, broker_url, postgres_required
         DATABASE_URL=databases.create("sms_stats_e2e"),
         BROKER_URL=broker_url,
         PROVIDERS="aliyun",
-        ALIYUN_ACCESS_KEY_ID=aliyun_sms.ACCESS_KEY_ID,
-        ALIYUN_ACCESS_KEY_SECRET=aliyun_sms.ACCESS_KEY_SECRET,
-        ALIYUN_ENDPOINT=aliyun_url,
+        **aliyun_sms.service_settings(aliyun_url),
         RECEIPT_TOKEN=TOKEN,
         STATS_INTERVAL_SECONDS=1,
     )

@@ -30,13 +30,8 @@ def test_one_thousand_single_sends_split_by_weight(databases, broker_url, postgr
         BROKER_URL=broker_url,
         PROVIDERS="aliyun,tencent",
         PROVIDER_WEIGHTS="aliyun:70,tencent:30",
-        ALIYUN_ACCESS_KEY_ID=aliyun_sms.ACCESS_KEY_ID,
-        ALIYUN_ACCESS_KEY_SECRET=aliyun_sms.ACCESS_KEY_SECRET,
-        ALIYUN_ENDPOINT=aliyun_url,
-        TENCENT_SECRET_ID=tencent_sms.SECRET_ID,
-        TENCENT_SECRET_KEY=tencent_sms.SECRET_KEY,
-        TENCENT_SDK_APP_ID=tencent_sms.SDK_APP_ID,
-        TENCENT_ENDPOINT=tencent_url,
+        **aliyun_sms.service_settings(aliyun_url),
+        **tencent_sms.service_settings(tencent_url),
         DISPATCH_BATCH_SIZE=1,  # one upstream call per message: the draw is per call
         CIRCUIT_FAILURE_THRESHOLD=1000,
     )

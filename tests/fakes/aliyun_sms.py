@@ -25,6 +25,16 @@ from tests.fakes.upstream import AcceptedSms, FakeSmsUpstream, json_response, na
 ACCESS_KEY_ID = "fake-aliyun-access-key-id"
 ACCESS_KEY_SECRET = "fake-aliyun-access-key-secret"
 
+
+def service_settings(url: str) -> dict[str, str]:
+    """The SMS service's settings (without the ``SMS_`` prefix) that send to this fake at ``url``."""
+    return {
+        "ALIYUN_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "ALIYUN_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "ALIYUN_ENDPOINT": url,
+    }
+
+
 API_VERSION = "2017-05-25"
 TIMESTAMP_TOLERANCE = timedelta(minutes=15)
 MAX_NUMBERS_SEND_SMS = 1000

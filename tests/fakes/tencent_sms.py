@@ -34,6 +34,17 @@ SECRET_ID = "fake-tencent-secret-id"
 SECRET_KEY = "fake-tencent-secret-key"
 SDK_APP_ID = "1400000000"
 
+
+def service_settings(url: str) -> dict[str, str]:
+    """The SMS service's settings (without the ``SMS_`` prefix) that send to this fake at ``url``."""
+    return {
+        "TENCENT_SECRET_ID": SECRET_ID,
+        "TENCENT_SECRET_KEY": SECRET_KEY,
+        "TENCENT_SDK_APP_ID": SDK_APP_ID,
+        "TENCENT_ENDPOINT": url,
+    }
+
+
 API_VERSION = "2021-01-11"
 SERVICE = "sms"
 MAX_CLOCK_SKEW_SECONDS = 300
