@@ -48,6 +48,21 @@ class SchemaKeywords(BasePlugin):
         meta = getattr(resolve_schema_cls(schema), "Meta", None)
         return dict(getattr(meta, "openapi", None) or {})
 
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        """An operation documented with ``ONE_OR_MANY`` takes one item or an array of them, as some upstreams
+        post: its ``many=True`` body becomes ``oneOf [item, array of items]``."""
+        for operation in (operations or {}).values():
+            if not operation.pop(ONE_OR_MANY, False):
+                continue
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                many = media.get("schema", {})
+                if many.get("type") == "array" and "items" in many:
+                    media["schema"] = {"oneOf": [many["items"], many]}
+
+
+#: ``@blp.doc(**{ONE_OR_MANY: True})``: see :meth:`SchemaKeywords.operation_helper`.
+ONE_OR_MANY = "x-one-or-many"
+
 
 class EnvelopeApi(flask_smorest.Api):
     ERROR_SCHEMA = ErrorEnvelopeSchema

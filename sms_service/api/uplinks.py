@@ -11,7 +11,7 @@ from flask import jsonify
 from flask.views import MethodView
 from marshmallow import validate
 
-from shared.api import Blueprint, operation
+from shared.api import ONE_OR_MANY, Blueprint, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok, page_schema
 from shared.paging import PageArgsSchema
@@ -174,6 +174,7 @@ class TencentUplinks(MethodView):
     @token_required
     @blp.doc(
         **operation("tencent_uplinks"),
+        **{ONE_OR_MANY: True},
         security=[],
         parameters=[TOKEN_PARAMETER],
     )

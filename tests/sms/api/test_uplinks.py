@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from sms_service.accepting import sending
 from sms_service.delivery import dispatch
@@ -73,6 +74,18 @@ def test_tencent_one_object_or_an_array(sms_client, sms_db, sms_tenant, token):
     )
     assert many.get_json() == {"result": 0, "errmsg": "OK"}
     assert [row["text"] for row in replies(sms_client, key)["list"]] == ["三", "二", "一"]
+
+
+def test_the_document_describes_both_tencent_forms(sms_client):
+    document = sms_client.get("/openapi.json").get_json()
+    body = document["paths"]["/api/v1/sms/uplinks/tencent"]["post"]["requestBody"]["content"]
+    # The body's schema with the document's components, so that its #/components/… references resolve.
+    validator = Draft202012Validator(
+        {**body["application/json"]["schema"], "components": document["components"]}
+    )
+    item = tencent_item("好的", sign="洗衣云")
+    assert validator.is_valid(item) and validator.is_valid([item, item])
+    assert not validator.is_valid([{"text": "no mobile"}]) and not validator.is_valid("text")
 
 
 @pytest.mark.parametrize("url", ["/api/v1/sms/uplinks/aliyun", "/api/v1/sms/uplinks/tencent"])
