@@ -25,7 +25,7 @@ def test_benchmarks_run_in_smoke_mode(broker_url, postgres_required, tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # minutes on a busy 2-core machine: it starts a dozen processes
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     report = output.read_text()

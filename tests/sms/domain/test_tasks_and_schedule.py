@@ -18,9 +18,10 @@ def test_tasks_have_explicit_names_on_the_services_queues(sms_app):
     assert tasks.deliver.name == "sms.deliver"
 
 
-def test_beat_runs_the_sweep_and_the_receipt_poll(sms_app):
+def test_beat_runs_the_sweep_the_receipt_poll_and_the_usage_rebuild(sms_app):
     schedule = celery.conf.beat_schedule
-    assert {entry["task"] for entry in schedule.values()} == {"sms.sweep", "sms.poll_receipts"}
+    tasks = {entry["task"] for entry in schedule.values()}
+    assert tasks == {"sms.sweep", "sms.poll_receipts", "sms.rebuild_stats"}
     assert {entry["options"]["queue"] for entry in schedule.values()} <= set(queues.ALL)
     consumed = {queue.name for queue in celery.conf.task_queues}
     assert consumed == set(queues.ALL)
