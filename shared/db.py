@@ -101,7 +101,7 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):
@@ -113,6 +113,8 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
 
         return engine
     settings = {
+        # An error's message never carries the bound values (mobiles, content, secrets) into a log.
+        "hide_parameters": True,
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": 5, "application_name": os.environ.get("APP_NAME", "laundry")},
     }

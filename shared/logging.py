@@ -50,14 +50,16 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": record.getMessage(),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                entry[key] = redact(value) if isinstance(value, str) else value
+                entry[key] = value
         if record.exc_info:
-            entry["exception"] = redact(self.formatException(record.exc_info))
-        return self._encoder.encode(entry)
+            entry["exception"] = self.formatException(record.exc_info)
+        # The whole line is redacted, so nested extras (Celery's task failures log a dict of the task's
+        # arguments and exception) are covered as well as the message.
+        return redact(self._encoder.encode(entry))
 
     def _time(self, created: float) -> str:
         """ISO 8601 UTC with milliseconds and ``Z``; the part up to the second is formatted once a second."""
@@ -65,6 +67,13 @@ class JsonFormatter(logging.Formatter):
         if second != self._second[0]:
             self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         return f"{self._second[1]}.{int((created - second) * 1000):03d}Z"
+
+
+class PlainFormatter(logging.Formatter):
+    """Human-readable lines, redacted as the JSON ones are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 _CONTEXT: ContextVar[tuple[tuple[str, object], ...]] = ContextVar("log_context", default=())
@@ -115,6 +124,6 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = True
     if json_lines:
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root.addHandler(handler)
     root.setLevel(level.upper())

@@ -204,7 +204,8 @@ def assert_logs_clean(logs: dict[str, str], watched: list[str], mobile_prefixes:
     for name, text in logs.items():
         found = leaks([text], watched)
         if mobile is not None and (match := mobile.search(text)):
-            found.append(match.group(0)[:3] + "…(full mobile)")
+            line = text[text.rfind("\n", 0, match.start()) + 1 : text.find("\n", match.end())]
+            found.append(f"full mobile in: {line.replace(match.group(0), match.group(0)[:3] + '****')[:600]}")
         assert not found, f"{name}: {found}"
         if name.startswith("gunicorn"):
             assert "unhandled error" not in text and "Traceback" not in text, text[-3000:]

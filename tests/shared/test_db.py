@@ -174,6 +174,21 @@ def test_elsewhere_the_rows_go_in_by_insert(tmp_path):
         )
 
 
+@pytest.mark.parametrize("where", ["postgresql", "sqlite"])
+def test_a_failed_statement_names_its_sql_but_never_its_values(where, tmp_path):
+    """An error logged by a worker or the API carries no mobile, content or secret that was bound to it."""
+    engine = make_engine(POSTGRES_URL if where == "postgresql" else f"sqlite:///{tmp_path}/values.sqlite")
+    try:
+        with engine.connect() as connection, pytest.raises(sa.exc.DBAPIError) as failed:
+            connection.execute(
+                sa.text("SELECT :mobile AS mobile, 1 / 0 AS nothing"), {"mobile": "13930001234"}
+            )
+        assert "1 / 0" in str(failed.value)
+        assert "13930001234" not in str(failed.value)
+    finally:
+        dispose_engine(engine)
+
+
 PID = sa.select(sa.func.pg_backend_pid().label("pid"))
 
 

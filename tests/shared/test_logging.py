@@ -4,11 +4,12 @@ import json
 import logging
 import random
 import re
+import sys
 import time
 
 from flask import Flask, g
 
-from shared.logging import _MOBILE, JsonFormatter, RequestContextFilter, redact
+from shared.logging import _MOBILE, JsonFormatter, PlainFormatter, RequestContextFilter, redact
 
 
 def test_redact_masks_mobiles_keys_and_pem():
@@ -71,3 +72,32 @@ def test_json_line_carries_request_and_tenant():
     assert entry["service"] == "sms" and entry["level"] == "WARNING"
     assert entry["message"] == "sent to 138****8000"
     assert entry["message_id"] == "MSG_1"
+
+
+def test_nested_extras_and_exceptions_are_redacted_in_json_and_plain_lines():
+    """Celery logs a task's failure with a dict of its arguments and exception; none of it may leak."""
+    try:
+        raise RuntimeError("[parameters: {'mobile': '13930001234'}]")
+    except RuntimeError as error:
+        failure = sys.exc_info()
+        context = {"args": "('13930001235',)", "exc": repr(error), "key": "sk_live_abcdefghijkl"}
+    record = logging.makeLogRecord(
+        {
+            "name": "celery.app.trace",
+            "levelno": logging.ERROR,
+            "levelname": "ERROR",
+            "msg": "Task failed: %s",
+            "args": ("13930001236",),
+            "data": context,
+            "exc_info": failure,
+        }
+    )
+    json_line = JsonFormatter("sms").format(record)
+    plain_line = PlainFormatter("%(message)s %(data)s").format(record)
+    for line in (json_line, plain_line):
+        assert not re.search(r"1393000123\d", line), line
+        assert "sk_live_abcdefghijkl" not in line
+        assert "139****1234" in line
+    entry = json.loads(json_line)
+    assert entry["data"]["args"] == "('139****1235',)"
+    assert "139****1234" in entry["exception"]
