@@ -29,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": "",
     # comma-separated previous SECRET_KEYs, still readable while `secret-key rotate` re-encrypts
     "OLD_SECRET_KEYS": "",
-    # --- orders, notifications, forwarding, profit sharing (README: "Payment service: orders…") ---
+    # --- orders, notifications, forwarding, profit sharing (docs/payment.md, "Orders") ---
     # where the upstreams reach this service: notify_url = PUBLIC_BASE_URL + /api/v1/payment/notify/...
     "PUBLIC_BASE_URL": "http://127.0.0.1:8002",
     "WECHATPAY_BASE_URL": "https://api.mch.weixin.qq.com",

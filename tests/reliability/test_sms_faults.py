@@ -1,6 +1,6 @@
 """Faults under the SMS service with real processes: a worker killed mid-dispatch, the broker down, PostgreSQL
 restarted, an upstream failing for 30 s, a callback receiver down. Nothing accepted is lost; nothing is sent
-twice. Figures are printed (run with -s) and recorded in the README ("Reliability and security suite")."""
+twice. Figures are printed (run with -s) and recorded in docs/reliability.md."""
 
 from __future__ import annotations
 
