@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+import requests
 
 from tests.conftest import skip_unless_installed
 from tests.e2e.processes import run_cli, running, service_env, start_gunicorn
@@ -105,3 +106,14 @@ def test_try_it_out_with_an_api_key_gets_the_success_envelope(browser, sms_api):
         By.CSS_SELECTOR, ".opblock.is-open .live-responses-table tr.response .response-col_status"
     )
     assert status.text.strip() == "200"
+
+
+def test_only_the_offline_docs_page_is_offered(browser, sms_api):
+    """No page that needs a CDN: ReDoc is not served, and /docs loads nothing from another host."""
+    base_url, _ = sms_api
+    assert requests.get(base_url + "/redoc", timeout=10).status_code == 404
+    browser.get(base_url + "/docs")
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(function (entry) { return entry.name; });"
+    )
+    assert loaded and all(url.startswith(base_url) for url in loaded), loaded
