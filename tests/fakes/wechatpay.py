@@ -9,7 +9,7 @@ through the control API:
 
 - `GET  /__fake__/platform`            {"public_key_id", "public_key"}: configure the service with these
 - `POST /__fake__/merchants`           {"mchid", "serial_no", "public_key", "api_v3_key", "appids"?,
-                                       "sub_mchids"?}
+                                       "sub_mchids"?, "kind"? (service_provider | direct; absent: either)}
 - `POST /__fake__/pay/{out_trade_no}`  {"mchid"?}: mark paid and POST the notification; answers the delivery
 - `GET  /__fake__/orders`              orders; `GET /__fake__/profitsharing` sharing orders and receivers
 - `GET  /__fake__/refunds`             refunds and profit-sharing return orders
@@ -58,7 +58,7 @@ from werkzeug.wrappers import Request, Response
 from payment_service.channels.keys import load_public_key
 from tests.fakes.keys import TestKeyPair, key_pair
 from tests.fakes.wechatpay_control import ControlDesk, control_rules
-from tests.fakes.wechatpay_orders import FakeMerchant, FakeOrder, OrderDesk, order_rules
+from tests.fakes.wechatpay_orders import MERCHANT_KINDS, FakeMerchant, FakeOrder, OrderDesk, order_rules
 from tests.fakes.wechatpay_protocol import (
     ALNUM,
     BEIJING,
@@ -175,10 +175,17 @@ class FakeWechatPay(OrderDesk, ControlDesk, SharingDesk, RefundDesk):
         api_v3_key: str,
         appids: tuple[str, ...] = (),
         sub_mchids: tuple[str, ...] = (),
+        kind: str | None = None,
     ) -> FakeMerchant:
-        """Make a merchant known: its API certificate serial and public key verify its requests."""
+        """Make a merchant known: its API certificate serial and public key verify its requests.
+
+        ``kind`` ``service_provider`` may place only partner orders, ``direct`` only its own; None: either."""
+        if kind is not None and kind not in MERCHANT_KINDS:
+            raise ValueError(f"kind is one of {', '.join(MERCHANT_KINDS)}")
         key = load_public_key(public_key) if isinstance(public_key, str) else public_key
-        merchant = FakeMerchant(mchid, serial_no, key, api_v3_key, frozenset(appids), frozenset(sub_mchids))
+        merchant = FakeMerchant(
+            mchid, serial_no, key, api_v3_key, frozenset(appids), frozenset(sub_mchids), kind
+        )
         with self._lock:
             self.merchants[mchid] = merchant
         return merchant

@@ -54,6 +54,7 @@ class ControlDesk:
             str(body["api_v3_key"]),
             tuple(body.get("appids") or ()),
             tuple(body.get("sub_mchids") or ()),
+            body.get("kind"),
         )
         return {"mchid": merchant.mchid}
 

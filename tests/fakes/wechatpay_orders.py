@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from tests.fakes.wechatpay import FakeWechatPay
 
 OUT_TRADE_NO = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
+# A service provider takes payments only for its sub-merchants (partner endpoints); an ordinary (direct)
+# merchant only its own. A merchant registered without a kind may do both, as the in-process tests share one.
+MERCHANT_KINDS = ("service_provider", "direct")
 
 
 @dataclass
@@ -34,6 +37,7 @@ class FakeMerchant:
     api_v3_key: str
     appids: frozenset[str] = frozenset()  # empty: any appid is accepted
     sub_mchids: frozenset[str] = frozenset()  # empty: any sub-merchant is accepted
+    kind: str | None = None  # one of MERCHANT_KINDS; None: either
 
 
 @dataclass
@@ -112,6 +116,10 @@ class OrderDesk:
 
     def _check_merchant_scope(self: FakeWechatPay, mchid: str, appid: str, sub_mchid: str | None) -> None:
         merchant = self.merchants[mchid]
+        if merchant.kind == "direct" and sub_mchid is not None:
+            raise WechatError(403, "NO_AUTH", "普通商户不能使用服务商接口")
+        if merchant.kind == "service_provider" and sub_mchid is None:
+            raise WechatError(403, "NO_AUTH", "服务商不能直接收款,请使用服务商接口")
         if merchant.appids and appid not in merchant.appids:
             raise WechatError(400, "APPID_MCHID_NOT_MATCH", "appid 和 mch_id 不匹配")
         if sub_mchid is not None and merchant.sub_mchids and sub_mchid not in merchant.sub_mchids:
