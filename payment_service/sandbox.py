@@ -1,14 +1,16 @@
 """The local sandbox: point the service at the upstream fakes and pay orders by hand (never in production).
 
-``flask --app payment_service sandbox setup --tenant TNT_… --site SITE_001`` gives the fakes fresh throwaway
-merchant keys, then creates and binds a wechat_split config (10 % to a platform receiver) and an
-alipay_direct config for the site. ``flask --app payment_service sandbox pay TXN_…`` makes the fake
+``flask --app payment_service sandbox setup --tenant TNT_… --site SITE_001`` registers new merchants
+(fresh ids, throwaway keys) with the fakes, then creates and binds a wechat_split config (10 % to a platform
+receiver) and an alipay_direct config for the site. ``flask --app payment_service sandbox keys --mode MODE``
+registers one such merchant and prints a ready-to-POST ``/api/v1/payment/configs`` body for it, for a config
+made by hand through the API. ``flask --app payment_service sandbox pay TXN_…`` makes the fake
 "pay" a pending order: it posts its signed notification to this service, as the real upstream would.
 A refund asked through the API (``POST /orders/{id}/refunds``) stays processing on WeChat until
 ``flask --app payment_service sandbox settle-refund RFD_… [--status SUCCESS|ABNORMAL|CLOSED]`` makes the
 fake settle it and post its REFUND.* notification (an Alipay refund left at fund_change N is settled too).
 The fakes run as ``python -m tests.fakes.wechatpay --port 8601 --allow-http-notify`` and
-``python -m tests.fakes.alipay --port 8602``; see the README, "Local sandbox".
+``python -m tests.fakes.alipay --port 8602``; see docs/payment-sandbox.md.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from payment_service.channels.alipay import GATEWAY_URL
 from payment_service.channels.wechat import API_BASE_URL
 from payment_service.configs.bindings import bind_site
 from payment_service.configs.center import create_config
+from payment_service.configs.params import MODES
 from payment_service.extensions import db
 from payment_service.models import PaymentOrder, Refund, Tenant
 from shared.auth import Principal
@@ -37,8 +40,12 @@ from shared.tenancy import echo_json
 
 CONTROL = "/__fake__"
 TIMEOUT_SECONDS = 10
-SP_MCHID, SUB_MCHID, PLATFORM_MCHID = "1900000109", "1900000110", "1900000999"
-WECHAT_APPID, ALIPAY_APP_ID = "wx0000000000sandbox", "2021000000000000"
+PLATFORM_MCHID, WECHAT_APPID = "1900000999", "wx0000000000sandbox"
+CONFIG_NAMES = {
+    "wechat_split": "沙箱-微信服务商分账",
+    "wechat_direct": "沙箱-微信直连商户",
+    "alipay_direct": "沙箱-支付宝直连",
+}
 REAL_UPSTREAMS = (urlsplit(API_BASE_URL).netloc, urlsplit(GATEWAY_URL).netloc)
 
 
@@ -60,11 +67,23 @@ def set_up_site(session: Session, tenant_id: str, site_id: str) -> dict[str, Any
     if tenant is None:
         raise SandboxError(f"no tenant {tenant_id}")
     actor = Principal(tenant.id, tenant.name, "sandbox-cli", "", frozenset({"payment:admin"}))
-    wechat = create_config(session, actor, "沙箱-微信服务商分账", "wechat_split", _wechat_params())
-    alipay = create_config(session, actor, "沙箱-支付宝直连", "alipay_direct", _alipay_params())
+    wechat, alipay = (
+        create_config(session, actor, CONFIG_NAMES[mode], mode, sandbox_params(mode))
+        for mode in ("wechat_split", "alipay_direct")
+    )
     for config in (wechat, alipay):
         bind_site(session, actor, site_id, config.id)
     return {"site_id": site_id, "wechat_config_id": wechat.id, "alipay_config_id": alipay.id}
+
+
+def config_request(mode: str) -> dict[str, Any]:
+    """A ``POST /api/v1/payment/configs`` body of ``mode`` whose merchant the fake of its channel knows."""
+    return {"name": CONFIG_NAMES[mode], "mode": mode, "params": sandbox_params(mode)}
+
+
+def sandbox_params(mode: str) -> dict[str, Any]:
+    """Params of ``mode`` for a new merchant (fresh ids, throwaway keys) registered with the matching fake."""
+    return _alipay_params() if mode == "alipay_direct" else _wechat_params(mode)
 
 
 def pay_order(session: Session, transaction_id: str) -> dict[str, Any]:
@@ -128,46 +147,59 @@ def _new_key() -> tuple[str, str]:
     return private.decode(), public.decode()
 
 
-def _wechat_params() -> dict[str, Any]:
+def _new_merchant_id(prefix: str = "19", length: int = 10) -> str:
+    """A random id, so every run registers a new merchant and never replaces the keys of an earlier one."""
+    return prefix + "".join(secrets.choice(string.digits) for _ in range(length - len(prefix)))
+
+
+def _wechat_params(mode: str) -> dict[str, Any]:
+    """Register a new merchant with the WeChat fake: a service provider with one sub-merchant (wechat_split,
+    10 % to a platform receiver) or a merchant taking its own payments (wechat_direct)."""
+    mchid = _new_merchant_id()
+    if mode == "wechat_split":
+        sub_mchid = _new_merchant_id()
+        own = {"service_mch_id": mchid, "sub_mch_id": sub_mchid, "profit_sharing": _sharing_with(sub_mchid)}
+        registration = {"kind": "service_provider", "sub_mchids": [sub_mchid]}
+    else:
+        own, registration = {"mch_id": mchid}, {"kind": "direct"}
     base = wechat_fake_url()
     platform = _call("GET", f"{base}{CONTROL}/platform")
     private_pem, public_pem = _new_key()
     serial_no = secrets.token_hex(20).upper()
     api_v3_key = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
-    merchant = {"mchid": SP_MCHID, "serial_no": serial_no, "public_key": public_pem, "api_v3_key": api_v3_key}
-    _call("POST", f"{base}{CONTROL}/merchants", merchant)
+    merchant = {"mchid": mchid, "serial_no": serial_no, "public_key": public_pem, "api_v3_key": api_v3_key}
+    _call("POST", f"{base}{CONTROL}/merchants", {**merchant, "appids": [WECHAT_APPID], **registration})
     return {
-        "service_mch_id": SP_MCHID,
-        "sub_mch_id": SUB_MCHID,
+        **own,
         "app_id": WECHAT_APPID,
         "api_key": api_v3_key,
         "merchant_serial_no": serial_no,
         "merchant_private_key": private_pem,
         "wechatpay_public_key_id": platform["public_key_id"],
         "wechatpay_public_key": platform["public_key"],
-        "profit_sharing": {
-            "enabled": True,
-            "type": "ratio",
-            "receivers": [
-                {
-                    "receiver_type": "platform",
-                    "merchant_id": PLATFORM_MCHID,
-                    "ratio": "0.1",
-                    "name": "沙箱平台",
-                },
-                {"receiver_type": "franchisee", "merchant_id": SUB_MCHID, "ratio": "0.9"},
-            ],
-        },
+    }
+
+
+def _sharing_with(sub_mchid: str) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "type": "ratio",
+        "receivers": [
+            {"receiver_type": "platform", "merchant_id": PLATFORM_MCHID, "ratio": "0.1", "name": "沙箱平台"},
+            {"receiver_type": "franchisee", "merchant_id": sub_mchid, "ratio": "0.9"},
+        ],
     }
 
 
 def _alipay_params() -> dict[str, Any]:
+    """Register a new app with the Alipay fake; the fake gives it its seller id."""
     base = alipay_fake_url()
     platform = _call("GET", f"{base}{CONTROL}/platform")
     private_pem, public_pem = _new_key()
-    app = _call("POST", f"{base}{CONTROL}/apps", {"app_id": ALIPAY_APP_ID, "public_key": public_pem})
+    app_id = _new_merchant_id("2021", 16)
+    app = _call("POST", f"{base}{CONTROL}/apps", {"app_id": app_id, "public_key": public_pem})
     return {
-        "app_id": ALIPAY_APP_ID,
+        "app_id": app_id,
         "app_private_key": private_pem,
         "alipay_public_key": platform["alipay_public_key"],
         "seller_id": app["seller_id"],
@@ -185,6 +217,12 @@ def register_sandbox_commands(app: Flask) -> None:
     def setup(tenant_id: str, site_id: str) -> None:
         """Register keys with the fakes; create and bind a WeChat and an Alipay config for the site."""
         echo_json(set_up_site(db.session, tenant_id, site_id))
+
+    @group.command("keys")
+    @click.option("--mode", type=click.Choice(MODES), required=True, help="The config's mode.")
+    def keys(mode: str) -> None:
+        """Register a new merchant with the fake; print a POST /api/v1/payment/configs body for it."""
+        echo_json(config_request(mode))
 
     @group.command("pay")
     @click.argument("transaction_id")
