@@ -8,12 +8,13 @@ document, and, except for the upstream-facing endpoints, the ``{code, data, mess
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
+from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -39,6 +40,9 @@ class Pass:
     # body field name → a valid value no generator can make (a parseable RSA key), put in place of the
     # generated string of that field at any depth (a "***" or null is left as generated).
     supplied: dict[str, str] = field(default_factory=dict)
+    # "METHOD /path" → a function turning the generated case into what an upstream signs and sends (its
+    # headers, body and path), for operations that accept only that (see tests.reliability.notify_cases).
+    signed_by_upstream: dict[str, Callable[[Case], None]] = field(default_factory=dict)
 
 
 # Answers that say nothing about the data sent (schemathesis leaves them out of the same reckoning).
@@ -144,6 +148,9 @@ def _runner(operation, fuzz_pass: Pass, report: FuzzReport, base_url: str | None
             elif isinstance(case.body, dict) and name in case.body:
                 case.body[name] = value
         _supply(case.body, fuzz_pass.supplied)
+        sign = fuzz_pass.signed_by_upstream.get(f"{case.method} {case.path}")
+        if sign is not None:
+            sign(case)
         response = case.call(headers=headers, **transport)
         operation_label = f"{case.method} {case.path}" if fuzz_pass.expects_acceptance else None
         report.record(response.status_code, operation_label)
