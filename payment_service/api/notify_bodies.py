@@ -6,7 +6,13 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from payment_service.channels.alipay_gateway import YUAN_AMOUNT
+from payment_service.channels.wechat.signing import SIGNATURE_SCHEME
+
 TRADE_STATUSES = ("WAIT_BUYER_PAY", "TRADE_CLOSED", "TRADE_SUCCESS", "TRADE_FINISHED")
+WECHAT_EVENTS = ("TRANSACTION.SUCCESS", "REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED")
+# Alipay's times: Beijing time, "yyyy-MM-dd HH:mm:ss"
+ALIPAY_TIME = validate.Regexp(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 class WechatResourceSchema(ma.Schema):
@@ -16,25 +22,35 @@ class WechatResourceSchema(ma.Schema):
     ciphertext = ma.fields.String(required=True, metadata={"description": "base64"})
     nonce = ma.fields.String(required=True)
     associated_data = ma.fields.String(metadata={"example": "transaction"})
-    original_type = ma.fields.String(metadata={"example": "transaction"})
+    original_type = ma.fields.String(required=True, metadata={"example": "transaction"})
 
 
 class WechatNotificationSchema(ma.Schema):
     id = ma.fields.String(required=True)
-    create_time = ma.fields.String(required=True, metadata={"example": "2026-05-10T10:00:05+08:00"})
-    event_type = ma.fields.String(
-        required=True, metadata={"example": "TRANSACTION.SUCCESS", "description": "or REFUND.SUCCESS / …"}
+    create_time = ma.fields.String(
+        required=True, metadata={"format": "date-time", "example": "2026-05-10T10:00:05+08:00"}
     )
-    resource_type = ma.fields.String(required=True, metadata={"example": "encrypt-resource"})
+    event_type = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(WECHAT_EVENTS),
+        metadata={"description": "TRANSACTION.SUCCESS for a payment, REFUND.* for a refund"},
+    )
+    resource_type = ma.fields.String(required=True, validate=validate.OneOf(["encrypt-resource"]))
     resource = ma.fields.Nested(WechatResourceSchema, required=True)
-    summary = ma.fields.String(metadata={"example": "支付成功"})
+    summary = ma.fields.String(required=True, metadata={"example": "支付成功"})
 
 
 class AlipayNotificationSchema(ma.Schema):
-    """The form Alipay posts (a few of its many fields; the rest are signed and ignored)."""
+    """The form Alipay posts: the fields read here; the many others it sends (buyer, subject, amounts, fund
+    bills …) are signed too, and ignored."""
+
+    class Meta:
+        unknown = ma.INCLUDE
 
     notify_id = ma.fields.String(required=True)
-    notify_time = ma.fields.String(required=True, metadata={"example": "2026-05-10 10:00:05"})
+    notify_time = ma.fields.String(
+        required=True, validate=ALIPAY_TIME, metadata={"example": "2026-05-10 10:00:05"}
+    )
     notify_type = ma.fields.String(required=True, metadata={"example": "trade_status_sync"})
     app_id = ma.fields.String(required=True)
     sign_type = ma.fields.String(required=True, validate=validate.OneOf(["RSA2"]))
@@ -42,13 +58,15 @@ class AlipayNotificationSchema(ma.Schema):
         required=True, metadata={"description": "base64 RSA2 signature of the other fields"}
     )
     out_trade_no = ma.fields.String(required=True, metadata={"description": "The transaction_id"})
-    trade_no = ma.fields.String()
+    trade_no = ma.fields.String(required=True, metadata={"description": "Alipay's trade number"})
     trade_status = ma.fields.String(required=True, validate=validate.OneOf(TRADE_STATUSES))
-    total_amount = ma.fields.String(required=True, metadata={"example": "20.00"})
+    total_amount = ma.fields.String(
+        required=True, validate=validate.Regexp(YUAN_AMOUNT.pattern), metadata={"example": "20.00"}
+    )
     seller_id = ma.fields.String()
-    charset = ma.fields.String(metadata={"example": "utf-8"})
-    version = ma.fields.String(metadata={"example": "1.0"})
-    gmt_payment = ma.fields.String(metadata={"example": "2026-05-10 10:00:05"})
+    charset = ma.fields.String(required=True, metadata={"example": "utf-8"})
+    version = ma.fields.String(required=True, metadata={"example": "1.0"})
+    gmt_payment = ma.fields.String(validate=ALIPAY_TIME, metadata={"example": "2026-05-10 10:00:05"})
 
 
 WECHAT_HEADERS = [
@@ -59,6 +77,14 @@ WECHAT_HEADERS = [
         ("Wechatpay-Signature", "base64 RSA-SHA256 signature of timestamp, nonce and body"),
         ("Wechatpay-Serial", "The WeChat Pay public key id (PUB_KEY_ID_…) or platform certificate serial"),
     )
+] + [
+    {
+        "in": "header",
+        "name": "Wechatpay-Signature-Type",
+        "required": False,
+        "schema": {"type": "string", "enum": [SIGNATURE_SCHEME]},
+        "description": "The signature's scheme, when sent",
+    }
 ]
 
 WECHAT_NOTICE = {

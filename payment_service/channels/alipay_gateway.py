@@ -15,6 +15,7 @@ from payment_service.channels.base import BEIJING
 
 __all__ = [
     "TIME_FORMAT",
+    "YUAN_AMOUNT",
     "extract_signed_content",
     "fen_to_yuan",
     "notification_sign_content",
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-_YUAN = re.compile(r"^\d+(\.\d{1,2})?$")
+YUAN_AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
 _JSON_WS = re.compile(r"[ \t\n\r]*")
 _JSON = json.JSONDecoder()
 
@@ -37,7 +38,7 @@ def fen_to_yuan(amount_fen: int) -> str:
 
 def yuan_to_fen(value: str) -> int:
     """Read an Alipay amount ("20.00", "20.5", "20") as integer fen; anything else is a ValueError."""
-    if not isinstance(value, str) or not _YUAN.match(value):
+    if not isinstance(value, str) or not YUAN_AMOUNT.match(value):
         raise ValueError(f"not an Alipay amount: {value!r}")
     try:
         return int(Decimal(value) * 100)
