@@ -64,14 +64,13 @@ class FuzzReport:
             counts = self.accepting.setdefault(operation, {})
             counts[status] = counts.get(status, 0) + 1
 
-    def validation_mismatches(self, exempt: tuple[str, ...] = ()) -> dict[str, dict[int, int]]:
+    def validation_mismatches(self) -> dict[str, dict[int, int]]:
         """Operations whose valid generated data the service mostly refuses as invalid: the document does not
         carry the rules the service enforces. The rule of schemathesis' "schema validation mismatch" warning:
-        no case accepted, and 10 % or more of the 4xx answers are about the data (not 401/403/404/409/429).
-        ``exempt``: operations whose valid requests no generator can make (the caller says why)."""
+        no case accepted, and 10 % or more of the 4xx answers are about the data (not 401/403/404/409/429)."""
         mismatches = {}
         for operation, counts in self.accepting.items():
-            if operation in exempt or any(status < 400 for status in counts):
+            if any(status < 400 for status in counts):
                 continue
             client_errors = {status: n for status, n in counts.items() if 400 <= status < 500}
             about_data = sum(n for status, n in client_errors.items() if status not in NOT_ABOUT_THE_DATA)
