@@ -65,11 +65,13 @@ start payment-api "$BIN/gunicorn" -c deploy/gunicorn.conf.py -b 127.0.0.1:8002 '
 start payment-worker "$BIN/celery" -A payment_service.worker worker -P solo --loglevel INFO -n payment@%h
 start payment-beat "$BIN/celery" -A payment_service.worker beat --loglevel INFO -s var/payment-beat-schedule
 
-for port in 8001 8002; do
-  for _ in $(seq 1 60); do
-    "$BIN/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2>/dev/null && break
+for port in 8001 8002; do  # the banner below only once both APIs answer (a busy machine boots them slowly)
+  for _ in $(seq 1 240); do
+    "$BIN/python" -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" 2>/dev/null && continue 2
     sleep 0.5
   done
+  echo "nothing answers on 127.0.0.1:$port after 2 minutes; see var/log/" >&2
+  exit 1
 done
 
 cat <<TXT

@@ -88,20 +88,25 @@ def read_guide(path: Path) -> Guide:
 
 @dataclass
 class Run:
-    returncode: int
+    returncode: int | None  # None: killed after the timeout
     outputs: list[str]  # what each step printed, by step index; short when the script stopped early
     stderr: str
 
 
 def run_guide(guide: Guide, cwd: Path, env: dict[str, str], timeout: float) -> Run:
-    done = subprocess.run(
-        ["bash", "-c", guide.script()], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    pieces = MARKER_LINE.split(done.stdout)  # [before the first marker, index, output, index, output, …]
+    """Run the guide's script; one still running after ``timeout`` seconds is killed (returncode None)."""
+    try:
+        done = subprocess.run(
+            ["bash", "-c", guide.script()], cwd=cwd, env=env, capture_output=True, timeout=timeout
+        )
+        returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
+    except subprocess.TimeoutExpired as expired:
+        returncode, stdout, stderr = None, expired.stdout or b"", expired.stderr or b""
+    pieces = MARKER_LINE.split(stdout.decode(errors="replace"))  # [before, index, output, index, output, …]
     outputs = [""] * (len(pieces) // 2)
     for index, output in zip(pieces[1::2], pieces[2::2], strict=True):
         outputs[int(index)] = output
-    return Run(done.returncode, outputs, done.stderr)
+    return Run(returncode, outputs, stderr.decode(errors="replace"))
 
 
 def json_values(output: str) -> list[Any]:

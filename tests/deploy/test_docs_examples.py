@@ -22,7 +22,7 @@ GUIDES = guides_with_examples(ROOT / "docs")
 # Shorter than make run's defaults, so the waits the guides show end in seconds: receipts of the sandbox
 # upstream are polled by the sweep, statistics rebuilt by beat.
 FAST = {"SMS_SWEEP_INTERVAL_SECONDS": "2", "SMS_STATS_INTERVAL_SECONDS": "2", "GUNICORN_WORKERS": "1"}
-STARTUP_SECONDS = 180
+STARTUP_SECONDS = 300  # run-local.sh gives each API two minutes to answer
 GUIDE_SECONDS = 120
 
 Check = Callable[[list[Any]], None]  # takes the JSON objects a step printed; asserts what its promise names
@@ -122,7 +122,7 @@ PROMISES: dict[str, dict[str, Check]] = {
         'status: "processing", amount: 5.0': has(status="processing", amount=5.0),
         'list: [{refund_id: "RFD_…", status: "processing"': page_of(1, status="processing", amount=5.0),
         'status: "closed"': has(status="closed"),
-        "the paid order is refunded, not closed": envelope_only,
+        "a paid order is refunded instead": envelope_only,
         'status: "success", amount: 5.0': has(status="success", amount=5.0),
         "refunded_amount: 5.0, refunding_amount: 0.0": has(
             status="paid", refunded_amount=5.0, refunding_amount=0.0
@@ -204,8 +204,9 @@ def test_examples_run_as_written(guide: Guide, stack):
     run = run_guide(guide, stack.tree, reader_env(), GUIDE_SECONDS)
     if run.returncode != 0:
         index = len(run.outputs) - 1
+        ended = "timed out" if run.returncode is None else f"exited {run.returncode}"
         pytest.fail(
-            f"exited {run.returncode} in {describe(guide, index, guide.steps[index], run.outputs[index])}"
+            f"{ended} in {describe(guide, index, guide.steps[index], run.outputs[index])}"
             f"\n--- stderr:\n{run.stderr}{stack.logs()}"
         )
     assert len(run.outputs) == len(guide.steps)
