@@ -13,7 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.docs_examples import Guide, Step, envelopes, guides_with_examples, json_values, run_guide
+from tests.deploy.docs_examples import (
+    Guide,
+    Step,
+    envelopes,
+    guides_with_examples,
+    json_values,
+    read_guide,
+    run_guide,
+)
 from tests.deploy.local_stack import ROOT, LocalStack, copy_working_tree, reader_env, taken_port
 
 pytestmark = pytest.mark.e2e
@@ -230,3 +238,24 @@ def test_stack_stops_when_terminated(stack):
     output = stack.stop()
     assert stack.process.returncode is not None
     assert "stopped" in output.splitlines()[-1], output
+
+
+def test_a_guide_is_cut_at_its_promises(tmp_path):
+    guide_path = tmp_path / "guide.md"
+    guide_path.write_text(
+        "Intro.\n\n```bash\nFOO_TOKEN=abc make run\n```\n\n```bash\nexport A=1\ncurl -s x\n"
+        "# → 400 {…}: the first\n#   continued\ncurl -s y\n# → data: the second\nexport B=2\n```\n\n"
+        "```json\n{}\n```\n"
+    )
+    guide = read_guide(guide_path)
+    assert guide.stack_env == {"FOO_TOKEN": "abc"}
+    assert [(s.commands, s.promise, s.error_code) for s in guide.steps] == [
+        ("export A=1\ncurl -s x", "400 {…}: the first continued", 400),
+        ("curl -s y", "data: the second", None),
+        ("export B=2", None, None),
+    ]
+    assert json_values('{"code":0}{"code":400,"data":null}\n<<x>> {"a": [1]}') == [
+        {"code": 0},
+        {"code": 400, "data": None},
+        {"a": [1]},
+    ]
