@@ -5,6 +5,9 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 mkdir -p var/log
 export SMS_ENV=${SMS_ENV:-development} PAYMENT_ENV=${PAYMENT_ENV:-development}
+# Result callbacks and forwards may go to receivers on this machine (127.0.0.1); production refuses them.
+export SMS_CALLBACK_ALLOW_PRIVATE=${SMS_CALLBACK_ALLOW_PRIVATE:-true}
+export PAYMENT_NOTIFY_ALLOW_PRIVATE=${PAYMENT_NOTIFY_ALLOW_PRIVATE:-true}
 
 pids=()
 stopped=0
@@ -31,7 +34,6 @@ first_key() {  # print (and on the first run create) a demo tenant's key for a s
 # Payments go to the local WeChat Pay / Alipay fakes unless real upstream URLs are set.
 if [ -z "${PAYMENT_WECHATPAY_BASE_URL:-}${PAYMENT_ALIPAY_GATEWAY_URL:-}" ]; then
   export PAYMENT_WECHATPAY_BASE_URL=http://127.0.0.1:8601 PAYMENT_ALIPAY_GATEWAY_URL=http://127.0.0.1:8602/gateway.do
-  export PAYMENT_NOTIFY_ALLOW_PRIVATE=${PAYMENT_NOTIFY_ALLOW_PRIVATE:-true}
   sandbox_fakes=1
 fi
 
@@ -82,7 +84,7 @@ cat <<TXT
     API key        $(first_key payment_service)
 
   Tenant details (callback/notify secrets): var/*-first-tenant.json   Logs: var/log/
-  Payment sandbox: WeChat Pay fake on :8601, Alipay fake on :8602 (README: "Local payment sandbox")
+  Payment sandbox: WeChat Pay fake on :8601, Alipay fake on :8602 (docs/payment-sandbox.md)
   Try: curl -H "X-Api-Key: <key>" http://127.0.0.1:8001/api/v1/sms/me
   Ctrl-C stops everything.
 TXT

@@ -118,7 +118,7 @@ def _fake_url(configured: str) -> str:
     if parts.netloc in REAL_UPSTREAMS:
         raise SandboxError(
             f"{configured} is the real upstream: start the fakes and set PAYMENT_WECHATPAY_BASE_URL / "
-            "PAYMENT_ALIPAY_GATEWAY_URL to them (README, 'Local sandbox')"
+            "PAYMENT_ALIPAY_GATEWAY_URL to them (docs/payment-sandbox.md)"
         )
     return f"{parts.scheme}://{parts.netloc}"
 
