@@ -226,7 +226,8 @@ PROMISES: dict[str, dict[str, Check]] = {
         ),
         '"counts":{…,"success":2,…}': batch_delivered,
         '"mobile":"137****7003","status":"success"': page_of(1, mobile="137****7003", status="success"),
-        '"limit":"mobile_per_minute"': has(limit="mobile_per_minute"),
+        '"message_ids":["MSG_…"],"status":"queued"': accepted_for(1),
+        '"limit":"daily_quota"': has(limit="daily_quota"),
     },
     "sms-stats.md": {
         '"message_ids":["MSG_…","MSG_…"]': accepted_for(2),
