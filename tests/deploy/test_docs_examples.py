@@ -9,10 +9,10 @@ promise names beyond that (statuses, error codes, counts) is checked by the entr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -29,6 +29,9 @@ from tests.deploy.docs_examples import (
 )
 from tests.deploy.docs_promises import PROMISES, Check, Each, prints_nothing
 from tests.deploy.local_stack import ROOT, LocalStack, copy_working_tree, reader_env, taken_port
+from tests.fakes.server import serve_in_thread
+from tests.reliability.stacks import wait_for
+from tests.sms.conftest import CallbackReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +47,10 @@ GUIDE_SECONDS = 120
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     if (port := taken_port()) is not None:
-        pytest.skip(f"port {port} is in use (a make run on this machine?); the docs examples need it free")
+        reason = f"port {port} is in use (a make run on this machine?); the docs examples need it free"
+        if os.environ.get("TEST_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     tree = copy_working_tree(tmp_path_factory.mktemp("docs-examples"))
     settings = {name: value for guide in GUIDES for name, value in guide.stack_env.items()}
     local = LocalStack(tree, {**settings, **FAST})
@@ -104,36 +110,22 @@ def test_examples_run_as_written(guide: Guide, stack):
                 raise AssertionError(f"{step.promise!r} does not hold: {where}") from failure
 
 
-class Receiver(ThreadingHTTPServer):
-    """A tenant's or a business's endpoint on 127.0.0.1: keeps what was POSTed, answers 204."""
+@contextmanager
+def receiver_on_this_machine() -> Iterator[CallbackReceiver]:
+    """A tenant's or a business's endpoint on 127.0.0.1 that keeps what was POSTed."""
+    receiver = CallbackReceiver()
+    url, stop = serve_in_thread(receiver)
+    receiver.url = url + "hook"
+    try:
+        yield receiver
+    finally:
+        stop()
 
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        received = self.received
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-    def first(self, timeout: float = 60) -> tuple[dict[str, str], bytes]:
-        deadline = time.monotonic() + timeout
-        while not self.received:
-            assert time.monotonic() < deadline, "nothing was delivered to the receiver on 127.0.0.1"
-            time.sleep(0.2)
-        return self.received[0]
+def first_delivery(receiver: CallbackReceiver) -> tuple[bytes, dict[str, str]]:
+    wait_for(lambda: receiver.requests, 60, "a delivery to the receiver on 127.0.0.1")
+    headers, body = receiver.requests[0]
+    return body, headers
 
 
 def first_tenant(stack, service: str) -> dict:
@@ -144,7 +136,7 @@ def test_callbacks_and_forwards_reach_a_receiver_on_this_machine(stack):
     """Under make run a tenant's receiver on 127.0.0.1 gets its signed result (production refuses it)."""
     sms, payment = first_tenant(stack, "sms_service"), first_tenant(stack, "payment_service")
     headers = {"X-Api-Key": sms["api_key"]}
-    with Receiver() as receiver:
+    with receiver_on_this_machine() as receiver:
         template = requests.post(
             "http://127.0.0.1:8001/api/v1/sms/templates",
             json={"name": "回调", "content": "取衣码${code}", "sign_name": "洗衣云"},
@@ -163,10 +155,10 @@ def test_callbacks_and_forwards_reach_a_receiver_on_this_machine(stack):
             timeout=10,
         )
         assert sent.status_code == 200, sent.text
-        callback = Webhook(sms["callback_secret"]).verify(*reversed(receiver.first()))
+        callback = Webhook(sms["callback_secret"]).verify(*first_delivery(receiver))
         assert callback["event"] == "sms.result" and callback["data"]["status"] == "success"
 
-    with Receiver() as receiver:
+    with receiver_on_this_machine() as receiver:
         order = requests.post(
             "http://127.0.0.1:8002/api/v1/payment/order",
             json={
@@ -194,7 +186,7 @@ def test_callbacks_and_forwards_reach_a_receiver_on_this_machine(stack):
             capture_output=True,
             timeout=60,
         )
-        forward = Webhook(payment["notify_secret"]).verify(*reversed(receiver.first()))
+        forward = Webhook(payment["notify_secret"]).verify(*first_delivery(receiver))
         assert forward["event"] == "payment.result"
         assert forward["data"]["transaction_id"] == transaction_id and forward["data"]["status"] == "paid"
 
