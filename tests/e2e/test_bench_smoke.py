@@ -42,6 +42,7 @@ def test_benchmarks_run_in_smoke_mode(broker_url, postgres_required, tmp_path):
         "notification throughput",
         "payment gunicorn worker RSS",
         "payment celery worker process RSS",
+        "GET /healthz p50 / p99 (HTTP, the floor)",
         "record by message_id p99 (HTTP)",
         "batch status p99 (HTTP)",
         "mobile search plan",
