@@ -18,7 +18,14 @@ pytestmark = pytest.mark.e2e
 def test_benchmarks_run_in_smoke_mode(broker_url, postgres_required, tmp_path):
     skip_unless_installed(shutil.which("wrk"), "wrk (apt-get install wrk)")
     output = tmp_path / "results.md"
-    env = {**os.environ, "BENCH_POSTGRES_URL": POSTGRES_URL, "BENCH_BROKER_URL": broker_url}
+    # Two gunicorn workers, not the full run's 2 × CPUs + 1: the smoke run checks that the benchmarks work,
+    # and each worker's start is most of what a tiny benchmark costs.
+    env = {
+        **os.environ,
+        "BENCH_POSTGRES_URL": POSTGRES_URL,
+        "BENCH_BROKER_URL": broker_url,
+        "BENCH_GUNICORN_WORKERS": "2",
+    }
     completed = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--output", str(output)],
         cwd=ROOT,
