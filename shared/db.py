@@ -5,20 +5,16 @@ Each service declares its own models on its own ``MetaData``, in its own databas
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import time
 import weakref
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
-from sqlalchemy import JSON, DateTime, MetaData, Table, create_engine, event, func, insert, select
+from sqlalchemy import DateTime, MetaData, create_engine, event, func, select
 from sqlalchemy.engine import Connection, Engine, Row, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -214,7 +210,7 @@ def read_alone(session: Session, statement, parameters=None) -> list[Row]:
 
 
 def _run_alone(session: Session, statement, parameters, commit: bool) -> list[Row]:
-    twin = _autocommit_twin(session)
+    twin = autocommit_engine(session)
     if twin is None:
         result = session.execute(statement, parameters)
         # A DML statement without RETURNING returns no rows; an ORM result always does.
@@ -243,78 +239,14 @@ def bind_of(session: Session | scoped_session) -> Engine | Connection | None:
     return made.bind or made.get_bind()
 
 
-def _autocommit_twin(session: Session) -> Engine | None:
-    """The autocommit twin of the session's engine, when nothing ties the statement to the session."""
+def autocommit_engine(session: Session) -> Engine | None:
+    """The autocommit twin of the session's engine, for a statement that runs alone; ``None`` when the session
+    has begun a transaction or is bound to a connection (the statement then belongs to that)."""
     made = existing_session(session)
     if made is not None and made.in_transaction():
         return None
     bind = bind_of(session)
     return _AUTOCOMMIT_TWINS.get(bind) if isinstance(bind, Engine) else None
-
-
-def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows in the session's transaction: by ``COPY`` on PostgreSQL, else one INSERT.
-
-    ``COPY … FROM STDIN`` takes 1,000 rows in a fraction of the time of a multi-row INSERT of the same
-    rows: no 14,000 bound parameters to render on the client and to parse on the server.
-    """
-    if not rows:
-        return
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(table), rows)
-        return
-    columns = list(rows[0])
-    writers = [_copy_writer(table.c[name].type) for name in columns]
-    lines = "".join(
-        "\t".join([write(row[name]) for name, write in zip(columns, writers, strict=True)]) + "\n"
-        for row in rows
-    )
-    names = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in columns)
-    statement = f"COPY {connection.dialect.identifier_preparer.quote(table.name)} ({names}) FROM STDIN"
-    dialect = connection.dialect
-    driver_error = dialect.loaded_dbapi.Error
-    dbapi_connection = connection.connection.dbapi_connection
-    try:
-        with dbapi_connection.cursor() as cursor:
-            cursor.copy_expert(statement, io.StringIO(lines))
-    except (
-        driver_error
-    ) as exc:  # raised as SQLAlchemy raises a statement's: IntegrityError, OperationalError …
-        lost = dialect.is_disconnect(exc, dbapi_connection, None)
-        if lost:  # not back into the pool: the session's rollback then finds it gone
-            connection.invalidate(exc)
-        raise DBAPIError.instance(
-            statement, None, exc, driver_error, connection_invalidated=lost, dialect=dialect
-        ) from exc
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_writer(column_type) -> Callable[[Any], str]:
-    """How a column's values are written in COPY's text format (chosen once per column, not per value)."""
-    if isinstance(column_type, JSON):
-        # None as INSERT writes it: SQL NULL only for a column declared none_as_null, else JSON null.
-        null = "\\N" if column_type.none_as_null else "null"
-        return lambda value: (
-            null if value is None else json.dumps(value, ensure_ascii=False).translate(_COPY_ESCAPES)
-        )
-    return _copy_text
-
-
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_COPY_ESCAPES)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; use shared.db.utcnow()")
-        return value.isoformat()
-    return str(value).translate(_COPY_ESCAPES)
 
 
 #: The deepest page a list answers: deeper pages would overflow the OFFSET; narrow the time range instead.

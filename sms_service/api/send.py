@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import request
 from flask.views import MethodView
 from marshmallow import validate
 
@@ -10,7 +11,7 @@ from shared.api import Blueprint, link, operation
 from shared.auth import current_principal, require_scope
 from shared.envelope import envelope, ok
 from sms_service.accepting import sending
-from sms_service.api.common import IdempotencyHeaderSchema
+from sms_service.api.common import IDEMPOTENCY_KEY, idempotency_header
 from sms_service.extensions import db
 from sms_service.mobiles import MOBILE_PATTERN
 from sms_service.models import QUEUED
@@ -95,13 +96,14 @@ class BatchAcceptedSchema(ma.Schema):
 @blp.route("/send")
 class Send(MethodView):
     @require_scope("sms:send")
-    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
-    @blp.doc(**operation("send", GetRecord=link("get_record", message_id="message_id")))
+    @blp.doc(
+        **operation("send", GetRecord=link("get_record", message_id="message_id")), **idempotency_header()
+    )
     @blp.arguments(SendArgsSchema())
     @blp.response(200, envelope(SendResultSchema))
     @blp.alt_response(404, response="NOT_FOUND", description="Unknown template")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="Daily quota or per-mobile frequency")
-    def post(self, headers, args):
+    def post(self, args):
         """Send one template to 1–100 mobiles: one message per mobile"""
         return ok(
             sending.send(
@@ -111,7 +113,7 @@ class Send(MethodView):
                 args["mobiles"],
                 args["variables"],
                 args["callback_url"],
-                headers["idempotency_key"],
+                request.headers.get(IDEMPOTENCY_KEY),
                 test=current_principal().test,
             )
         )
@@ -120,13 +122,14 @@ class Send(MethodView):
 @blp.route("/batch-send")
 class BatchSend(MethodView):
     @require_scope("sms:send")
-    @blp.arguments(IdempotencyHeaderSchema(), location="headers")
-    @blp.doc(**operation("batch_send", GetBatch=link("get_batch", batch_id="batch_id")))
+    @blp.doc(
+        **operation("batch_send", GetBatch=link("get_batch", batch_id="batch_id")), **idempotency_header()
+    )
     @blp.arguments(BatchSendArgsSchema())
     @blp.response(200, envelope(BatchAcceptedSchema))
     @blp.alt_response(404, response="NOT_FOUND", description="Unknown template")
     @blp.alt_response(429, response="TOO_MANY_REQUESTS", description="Daily quota or per-mobile frequency")
-    def post(self, headers, args):
+    def post(self, args):
         """Send one template to many mobiles, each with its own variables"""
         return ok(
             sending.batch_send(
@@ -135,7 +138,7 @@ class BatchSend(MethodView):
                 args["template_id"],
                 args["items"],
                 args["callback_url"],
-                headers["idempotency_key"],
+                request.headers.get(IDEMPOTENCY_KEY),
                 test=current_principal().test,
             )
         )

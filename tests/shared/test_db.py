@@ -1,11 +1,8 @@
-"""shared.db: the pool pings a connection that sat idle; a statement alone runs without BEGIN … COMMIT;
-many rows go in by COPY; a connection whose server process ended fails one statement, reported
-invalidated, and is replaced."""
+"""shared.db: the pool pings a connection that sat idle; a statement alone runs without BEGIN … COMMIT; a
+connection whose server process ended fails one statement, reported invalidated, and is replaced."""
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -14,14 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from shared.db import (
-    UTCDateTime,
     dispose_engine,
     execute_alone,
-    insert_rows,
     make_engine,
     read_alone,
 )
 from tests.conftest import POSTGRES_URL
+from tests.shared.scratch import PID, end_backends, scratch
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (TEST_POSTGRES_URL)")
 
@@ -63,20 +59,6 @@ def test_a_connection_in_steady_use_is_not_pinged(monkeypatch):
         dispose_engine(engine)
 
 
-@contextmanager
-def scratch(label: str, *columns: sa.Column):
-    """A table of its own for a test, on an engine of its own: ``(engine, table)``, dropped afterwards."""
-    engine = make_engine(POSTGRES_URL, pool_size=2)
-    metadata = sa.MetaData()
-    table = sa.Table(f"scratch_{label}_{os.getpid()}", metadata, *columns)
-    metadata.create_all(engine)
-    try:
-        yield engine, table
-    finally:
-        metadata.drop_all(engine)
-        dispose_engine(engine)
-
-
 @pytest.fixture
 def scratch_table():
     with scratch("execute_alone", sa.Column("id", sa.Integer, primary_key=True)) as made:
@@ -111,69 +93,6 @@ def test_in_a_session_that_began_the_statement_joins_its_transaction(scratch_tab
         assert sorted(other.execute(sa.select(table.c.id)).scalars()) == [1, 2]
 
 
-TRICKY_TEXT = ["tab\there", "line\nbreak\r\n", "back\\slash \\N \\t", "", "引号 \"quoted\" 'single'", "\\."]
-
-
-@pytest.fixture
-def copy_table():
-    with scratch(
-        "copy",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("text", sa.Text, nullable=True),
-        sa.Column("document", sa.JSON, nullable=True),
-        sa.Column("flag", sa.Boolean, nullable=True),
-        sa.Column("at", UTCDateTime(), nullable=True),
-    ) as made:
-        yield made
-
-
-def test_rows_inserted_by_copy_read_back_exactly(copy_table):
-    engine, table = copy_table
-    at = datetime(2026, 11, 26, 3, 4, 5, 678901, tzinfo=UTC)
-    rows = [
-        {"id": index, "text": text, "document": {"k": text, "n": [1, None]}, "flag": index % 2 == 0, "at": at}
-        for index, text in enumerate(TRICKY_TEXT)
-    ]
-    rows.append({"id": 99, "text": None, "document": None, "flag": None, "at": None})
-    with Session(engine) as session:
-        insert_rows(session, table, rows)
-        session.commit()
-    with engine.connect() as connection:
-        stored = [dict(row._mapping) for row in connection.execute(sa.select(table).order_by(table.c.id))]
-        assert stored == rows
-        # A None document is stored as an INSERT would store it (JSON null, the column not none_as_null).
-        connection.execute(sa.insert(table).values(id=100, document=None))
-        is_null = sa.select(table.c.id, table.c.document.is_(None)).where(table.c.id.in_([99, 100]))
-        assert dict(connection.execute(is_null).all()) == {99: False, 100: False}
-
-
-def test_a_duplicate_in_a_copy_is_an_integrity_error_and_nothing_of_it_stays(copy_table):
-    engine, table = copy_table
-    with Session(engine) as session:
-        insert_rows(session, table, [{"id": 1, "text": "first"}])
-        session.commit()
-        with pytest.raises(sa.exc.IntegrityError):
-            insert_rows(session, table, [{"id": 2, "text": "new"}, {"id": 1, "text": "again"}])
-        session.rollback()
-    with engine.connect() as connection:
-        assert connection.execute(sa.select(table.c.id)).scalars().all() == [1]
-
-
-def test_elsewhere_the_rows_go_in_by_insert(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path}/copy.sqlite")
-    metadata = sa.MetaData()
-    table = sa.Table("t", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("text", sa.Text))
-    metadata.create_all(engine)
-    with Session(engine) as session:
-        insert_rows(session, table, [{"id": 1, "text": TRICKY_TEXT[0]}, {"id": 2, "text": TRICKY_TEXT[1]}])
-        session.commit()
-    with engine.connect() as connection:
-        assert (
-            connection.execute(sa.select(table.c.text).order_by(table.c.id)).scalars().all()
-            == TRICKY_TEXT[:2]
-        )
-
-
 @pytest.mark.parametrize("where", ["postgresql", "sqlite"])
 def test_a_failed_statement_names_its_sql_but_never_its_values(where, tmp_path):
     """An error logged by a worker or the API carries no mobile, content or secret that was bound to it."""
@@ -189,25 +108,6 @@ def test_a_failed_statement_names_its_sql_but_never_its_values(where, tmp_path):
         dispose_engine(engine)
 
 
-PID = sa.select(sa.func.pg_backend_pid().label("pid"))
-
-
-def _end_backends(*pids: int) -> None:
-    """End these server processes from another connection, as a restart or a failover would, and wait."""
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as other:
-        for pid in pids:
-            ended = sa.text("SELECT pg_terminate_backend(:pid, 5000)")
-            assert other.execute(ended, {"pid": pid}).scalar_one()
-    admin.dispose()
-
-
-@pytest.fixture
-def steady(monkeypatch):
-    """No idle ping: a connection used a moment ago goes unchecked, so its death meets the next statement."""
-    monkeypatch.setattr("shared.db.PING_AFTER_IDLE_SECONDS", 3600.0)
-
-
 @pytest.fixture
 def lone_engine():
     engine = make_engine(POSTGRES_URL, pool_size=1)
@@ -217,7 +117,7 @@ def lone_engine():
 
 def test_a_killed_connection_fails_one_statement_alone_invalidated_then_is_replaced(steady, lone_engine):
     dead = read_alone(Session(lone_engine), PID)[0].pid
-    _end_backends(dead)
+    end_backends(dead)
     with pytest.raises(sa.exc.OperationalError) as failed:
         read_alone(Session(lone_engine), PID)
     assert failed.value.connection_invalidated is True
@@ -227,7 +127,7 @@ def test_a_killed_connection_fails_one_statement_alone_invalidated_then_is_repla
 def test_a_killed_connection_fails_the_sessions_statement_invalidated_then_is_replaced(steady, lone_engine):
     session = Session(lone_engine)
     dead = session.execute(PID).scalar_one()  # begun: what follows runs in the session's transaction
-    _end_backends(dead)
+    end_backends(dead)
     with pytest.raises(sa.exc.OperationalError) as failed:
         execute_alone(session, PID)
     assert failed.value.connection_invalidated is True
@@ -240,41 +140,11 @@ def test_after_one_failure_neither_pool_hands_out_a_killed_connection(steady, lo
     alone = read_alone(Session(lone_engine), PID)[0].pid
     with Session(lone_engine) as session:
         in_session = session.execute(PID).scalar_one()
-    _end_backends(alone, in_session)  # a restart ends the connections of both pools
+    end_backends(alone, in_session)  # a restart ends the connections of both pools
     with pytest.raises(sa.exc.OperationalError):
         read_alone(Session(lone_engine), PID)
     with Session(lone_engine) as session:  # the session's pool let its dead connection go as well
         assert session.execute(PID).scalar_one() not in {alone, in_session}
-
-
-def test_a_connection_killed_before_a_copy_is_reported_invalidated(steady, copy_table):
-    engine, table = copy_table
-    with Session(engine) as session:
-        dead = session.execute(PID).scalar_one()
-        _end_backends(dead)
-        with pytest.raises(sa.exc.OperationalError) as failed:
-            insert_rows(session, table, [{"id": 1, "text": "lost"}])
-        assert failed.value.connection_invalidated is True
-        session.rollback()
-        insert_rows(session, table, [{"id": 2, "text": "kept"}])
-        session.commit()
-    with engine.connect() as connection:
-        assert connection.execute(sa.select(table.c.id)).scalars().all() == [2]
-
-
-@pytest.fixture
-def typed_table():
-    with scratch(
-        "typed",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("amount", sa.Numeric(12, 2), nullable=True),
-        sa.Column("ratio", sa.Numeric(asdecimal=False), nullable=True),
-        sa.Column("share", sa.Float, nullable=True),
-        sa.Column("document", sa.JSON, nullable=True),
-        sa.Column("at", UTCDateTime(), nullable=True),
-        sa.Column("note", sa.Text, nullable=True, default="python-side default"),
-    ) as made:
-        yield made
 
 
 def test_rows_of_a_statement_alone_are_what_sqlalchemy_answers(typed_table):
