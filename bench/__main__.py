@@ -25,7 +25,7 @@ BENCHMARKS = {
     "scale": scale.run,
 }
 FULL = {
-    "accept": {"seconds": 10, "rounds": 3},
+    "accept": {"seconds": 5, "rounds": 7},
     "batch": {"requests_count": 15},
     "dispatch": {"total": 20_000, "naive_total": 400},
     "latency": {"seconds": 30},
