@@ -12,14 +12,17 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from shared.db import bind_of, fetch_page, read_alone
+from shared.driver import Lookup
 from shared.envelope import NotFoundError
 from sms_service.models import STATUSES, Batch, Message
 
 # The statements of the lookups are built once (building one cost about as much CPU as running it).
-_RECORD = select(*Message.__table__.columns).where(
-    Message.id == bindparam("message_id"),
-    Message.tenant_id == bindparam("tenant_id"),
-    Message.test == bindparam("test"),
+_RECORD = Lookup(
+    select(*Message.__table__.columns).where(
+        Message.id == bindparam("message_id"),
+        Message.tenant_id == bindparam("tenant_id"),
+        Message.test == bindparam("test"),
+    )
 )
 # The batch and its counts by status in one round trip (one row per status; a batch without messages
 # yet gives one row with no status).
@@ -61,30 +64,32 @@ _status_counts = (
     .subquery()
 )
 _page_rows = _BATCH_PAGE.add_columns(Message.created_at).subquery()
-_BATCH_AT_ONCE = select(
-    Batch.id,
-    Batch.template_id,
-    Batch.total,
-    Batch.created_at,
-    Batch.test,
-    select(func.json_object_agg(_status_counts.c.status, _status_counts.c.messages))
-    .scalar_subquery()
-    .label("counts"),
+_BATCH_AT_ONCE = Lookup(
     select(
-        func.json_agg(
-            aggregate_order_by(
-                func.json_build_array(_page_rows.c.id, _page_rows.c.mobile, _page_rows.c.status),
-                _page_rows.c.created_at,
-                _page_rows.c.id,
+        Batch.id,
+        Batch.template_id,
+        Batch.total,
+        Batch.created_at,
+        Batch.test,
+        select(func.json_object_agg(_status_counts.c.status, _status_counts.c.messages))
+        .scalar_subquery()
+        .label("counts"),
+        select(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(_page_rows.c.id, _page_rows.c.mobile, _page_rows.c.status),
+                    _page_rows.c.created_at,
+                    _page_rows.c.id,
+                )
             )
         )
+        .scalar_subquery()
+        .label("page"),
+    ).where(
+        Batch.id == bindparam("batch_id"),
+        Batch.tenant_id == bindparam("tenant_id"),
+        Batch.test == bindparam("test"),
     )
-    .scalar_subquery()
-    .label("page"),
-).where(
-    Batch.id == bindparam("batch_id"),
-    Batch.tenant_id == bindparam("tenant_id"),
-    Batch.test == bindparam("test"),
 )
 
 
@@ -96,7 +101,7 @@ class BatchMessage(NamedTuple):
 
 def get_record(session: Session, tenant_id: str, message_id: str, *, test: bool = False) -> Row:
     """The message's columns (read outside a transaction: nothing to begin or roll back)."""
-    rows = read_alone(session, _RECORD, {"message_id": message_id, "tenant_id": tenant_id, "test": test})
+    rows = _RECORD.rows(session, {"message_id": message_id, "tenant_id": tenant_id, "test": test})
     if not rows:
         raise NotFoundError("发送记录不存在", data={"message_id": message_id})
     return rows[0]
@@ -182,7 +187,7 @@ def _batch_progress_at_once(
         "offset": (page - 1) * size,
         "limit": size,
     }
-    rows = read_alone(session, _BATCH_AT_ONCE, parameters)
+    rows = _BATCH_AT_ONCE.rows(session, parameters)
     if not rows:
         raise NotFoundError("批次不存在", data={"batch_id": batch_id})
     batch = rows[0]

@@ -22,7 +22,8 @@ from payment_service.configs.center import get_config
 from payment_service.configs.history import record_change
 from payment_service.models import PaymentConfig, SiteBinding
 from shared.auth import Principal
-from shared.db import isoformat, read_alone, utcnow
+from shared.db import isoformat, utcnow
+from shared.driver import Lookup
 from shared.envelope import BadRequestError, ConflictError, NotFoundError
 from shared.ids import new_id
 from shared.transactions import atomic
@@ -111,7 +112,7 @@ def unbind_site(session: Session, actor: Principal, site_id: str, binding_id: st
 _sites = SiteBinding.__table__
 _configs = PaymentConfig.__table__
 # Built once: every order is routed with it. The config's columns are those a channel client is made of.
-_ROUTE = (
+_ROUTE = Lookup(
     select(
         _sites.c.id.label("binding_id"),
         _configs.c.id,
@@ -147,7 +148,7 @@ def get_binding_for_order(session: Session, tenant_id: str, site_id: str, channe
     if channel not in CHANNELS:
         raise BadRequestError("不支持的支付渠道: 只支持 wechat 或 alipay")
     check_site_id(site_id)
-    rows = read_alone(session, _ROUTE, {"tenant_id": tenant_id, "site_id": site_id, "channel": channel})
+    rows = _ROUTE.rows(session, {"tenant_id": tenant_id, "site_id": site_id, "channel": channel})
     row = rows[0] if rows else None
     if row is None:
         raise BadRequestError(f"该网点暂不支持{CHANNEL_NAMES[channel]}")

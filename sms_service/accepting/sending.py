@@ -19,9 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from shared.db import utcnow
+from shared.driver import insert_alone, insert_rows
 from shared.envelope import BadRequestError
 from shared.ids import new_id
-from shared.inserts import insert_alone, insert_rows
 from shared.transactions import atomic
 from shared.webhooks import UrlRefused, check_public_url
 from sms_service.accepting import idempotency
@@ -183,7 +183,7 @@ def _accept(
         and (hit := store.consume(session, profile.tenant_id, counters)) is not None
     ):
         raise limit_exceeded(hit, now)
-    # Rows go in through the driver (shared.inserts): the ORM's bulk path cost more CPU than the round trip.
+    # Rows go in through the driver (shared.driver): the ORM's bulk path cost more CPU than the round trip.
     try:
         rows = _message_rows(profile, recipients, ids, callback_url, batch_id, now, blocked, test)
         if key or batch_id or in_database:

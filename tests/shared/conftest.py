@@ -1,4 +1,4 @@
-"""Fixtures of the tests of shared.db and shared.inserts."""
+"""Fixtures of the tests of shared.db and shared.driver."""
 
 import pytest
 import sqlalchemy as sa

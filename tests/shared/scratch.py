@@ -1,4 +1,4 @@
-"""Scratch tables and ended server processes for the tests of shared.db and shared.inserts."""
+"""Scratch tables and ended server processes for the tests of shared.db and shared.driver."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""shared.inserts: rows go in through the driver (one INSERT for one row, COPY for many), stored exactly
+"""shared.driver: rows go in through the driver (one INSERT for one row, COPY for many), stored exactly
 as SQLAlchemy's INSERT stores them; alone, they are a transaction of their own; errors are SQLAlchemy's, and a
 connection found dead is reported invalidated and leaves neither pool."""
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from shared.db import UTCDateTime, dispose_engine, make_engine, read_alone
-from shared.inserts import insert_alone, insert_rows
+from shared.driver import Lookup, insert_alone, insert_rows
 from tests.conftest import POSTGRES_URL
 from tests.shared.scratch import PID, end_backends, scratch
 
@@ -187,3 +187,83 @@ def test_elsewhere_the_rows_go_in_by_sqlalchemys_insert(tmp_path, count):
         assert _stored(engine, table) == [*rows, {"id": 9, "text": "alone"}]
     finally:
         dispose_engine(engine)
+
+
+def test_a_lookups_rows_are_what_sqlalchemy_reads(typed_table):
+    engine, table = typed_table
+    values = {"amount": Decimal("12.30"), "ratio": 0.25, "share": 0.5, "document": {"k": [1, None]}, "at": AT}
+    insert_alone(Session(engine), table, [{"id": 1, **values, "flag": True, "text": "一", "note": "n"}])
+    insert_alone(Session(engine), table, [{"id": 2, "note": None}])
+    statement = sa.select(
+        table,
+        table.c.note.label("remark"),
+        sa.select(sa.func.count()).select_from(table).scalar_subquery().label("rows"),
+        sa.func.json_build_array(table.c.id, table.c.text).label("pair"),
+    ).where(
+        table.c.id >= sa.bindparam("lowest"), table.c.at.is_(None) | (table.c.at <= sa.bindparam("until"))
+    )
+    lookup = Lookup(statement)
+    with engine.connect() as connection:
+        for parameters in (
+            {"lowest": 1, "until": AT},
+            {"lowest": 2, "until": AT},
+            {"lowest": 3, "until": AT},
+        ):
+            expected = connection.execute(statement, parameters).all()
+            read = lookup.rows(Session(engine), parameters)
+            assert [tuple(row) for row in read] == [tuple(row) for row in expected]
+            assert [row._asdict() for row in read] == [dict(row._mapping) for row in expected]
+    first = lookup.rows(Session(engine), {"lowest": 1, "until": AT})[0]
+    assert (type(first.amount), type(first.ratio), first.at, first.rows) == (Decimal, float, AT, 2)
+    assert first.pair == [1, "一"] and first.kind == "plain"
+
+
+def test_a_lookups_parameters_go_through_their_types_conversion(typed_table):
+    engine, table = typed_table
+    insert_alone(Session(engine), table, [{"id": 1, "at": AT, "note": "n"}])
+    lookup = Lookup(sa.select(table.c.id).where(table.c.at == sa.bindparam("at", type_=UTCDateTime())))
+    in_beijing = datetime.fromisoformat("2026-11-26T11:04:05.678901+08:00")
+    assert [row.id for row in lookup.rows(Session(engine), {"at": in_beijing})] == [1]
+    with pytest.raises(ValueError, match="naive datetime"):
+        lookup.rows(Session(engine), {"at": AT.replace(tzinfo=None)})
+
+
+def test_a_lookup_in_a_session_that_began_reads_in_its_transaction(copy_table):
+    engine, table = copy_table
+    session = Session(engine)
+    session.execute(sa.insert(table).values(id=1, text="not yet committed"))
+    lookup = Lookup(sa.select(table.c.text).where(table.c.id == sa.bindparam("id")))
+    assert [row.text for row in lookup.rows(session, {"id": 1})] == ["not yet committed"]
+    assert session.in_transaction()  # nothing committed by a read
+    session.rollback()
+    assert lookup.rows(Session(engine), {"id": 1}) == []
+
+
+def test_a_lookup_refuses_what_it_cannot_read_the_same_way(copy_table):
+    engine, table = copy_table
+    with pytest.raises(ValueError, match="list parameter"):
+        Lookup(sa.select(table.c.id).where(table.c.id.in_([1, 2]))).rows(Session(engine))
+    with pytest.raises(ValueError, match="distinct names"):
+        Lookup(sa.select(table.c.id, table.c.text.label("id"))).rows(Session(engine))
+
+
+def test_a_connection_killed_under_a_lookup_is_reported_invalidated_and_replaced(steady, copy_table):
+    engine, table = copy_table
+    lookup = Lookup(PID)
+    dead = lookup.rows(Session(engine))[0].pid
+    end_backends(dead)
+    with pytest.raises(sa.exc.OperationalError) as failed:
+        lookup.rows(Session(engine))
+    assert failed.value.connection_invalidated is True
+    assert lookup.rows(Session(engine))[0].pid != dead
+
+
+def test_a_failed_lookup_names_its_sql_but_never_its_values(copy_table):
+    engine, table = copy_table
+    lookup = Lookup(
+        sa.select((table.c.id / sa.bindparam("zero")).label("x"), sa.bindparam("mobile").label("m"))
+    )
+    insert_alone(Session(engine), table, [{"id": 1}])
+    with pytest.raises(sa.exc.DBAPIError) as failed:
+        lookup.rows(Session(engine), {"zero": 0, "mobile": "13930001234"})
+    assert "SELECT" in str(failed.value) and "13930001234" not in str(failed.value)
