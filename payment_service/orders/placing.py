@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -35,6 +35,7 @@ from payment_service.models import (
 from payment_service.orders.profit_sharing import sharing_plan
 from payment_service.orders.views import FEN_PER_YUAN, order_view
 from shared.db import execute_alone, fetch_page, utcnow
+from shared.driver import insert_alone
 from shared.envelope import BadRequestError, ConflictError, NotFoundError, UpstreamError
 from shared.ids import new_id
 from shared.transactions import atomic
@@ -44,8 +45,7 @@ logger = logging.getLogger(__name__)
 
 NOT_FOUND = "支付订单不存在"
 _orders = PaymentOrder.__table__
-# Built once: every order is inserted, then given its pay parameters, with these.
-_INSERT_ORDER = insert(_orders)
+# Built once: every order is given its pay parameters with it.
 # pay_params, channel_order_ref, upstream_error and updated_at are SET from the parameters of the call.
 _SAVE_CREATED = (
     update(_orders)
@@ -111,6 +111,8 @@ def place_order(session: Session, tenant_id: str, request: NewOrder) -> PaymentO
         "payer_id": request.payer_id,
         "notify_url": request.notify_url,
         "status": "pending",
+        "refunded_fen": 0,
+        "refunding_fen": 0,
         "sharing_plan": sharing_plan(config.mode, credentials_for(config), amount_fen),
         "created_at": now,
         "updated_at": now,
@@ -119,7 +121,7 @@ def place_order(session: Session, tenant_id: str, request: NewOrder) -> PaymentO
     try:
         # Its own transaction, committed before the upstream is asked: the order is on record whatever the
         # upstream does. One INSERT, run alone on the autocommit engine (no BEGIN … COMMIT round trips).
-        execute_alone(session, _INSERT_ORDER, values)
+        insert_alone(session, _orders, [values])
     except IntegrityError:
         # Where the INSERT ran in the session's transaction, that transaction failed: end it before reading.
         session.rollback()
