@@ -44,8 +44,15 @@ def insert_rows(session: Session, table: Table, rows: Rows) -> None:
     if connection.dialect.name != "postgresql":
         session.execute(insert(table), rows)
         return
+    statement = _insert_statement(table, rows, connection.dialect)
     # A connection found dead goes out of the pool with the transaction: the session's rollback finds it gone.
-    _write(connection.connection.dbapi_connection, connection.dialect, table, rows, connection.invalidate)
+    _run(
+        connection.connection.dbapi_connection,
+        connection.dialect,
+        statement.sql,
+        lambda cursor: statement.run(cursor, rows),
+        connection.invalidate,
+    )
 
 
 def insert_alone(session: Session, table: Table, rows: Rows) -> None:
@@ -59,17 +66,14 @@ def insert_alone(session: Session, table: Table, rows: Rows) -> None:
         insert_rows(session, table, rows)
         session.commit()
         return
-    columns = tuple(rows[0])
-    dialect = engine.dialect
-    statement = _one_row_insert(table, columns, dialect) if len(rows) == 1 else _copy(table, columns, dialect)
+    statement = _insert_statement(table, rows, engine.dialect)
     _alone(session, engine, statement.sql, lambda cursor: statement.run(cursor, rows))
 
 
-def _write(dbapi_connection, dialect: Dialect, table: Table, rows: Rows, lost) -> None:
-    """One INSERT for one row, else COPY."""
+def _insert_statement(table: Table, rows: Rows, dialect: Dialect) -> _OneRowInsert | _Copy:
+    """One INSERT for one row, else COPY, made once per table and set of columns."""
     columns = tuple(rows[0])
-    statement = _one_row_insert(table, columns, dialect) if len(rows) == 1 else _copy(table, columns, dialect)
-    _run(dbapi_connection, dialect, statement.sql, lambda cursor: statement.run(cursor, rows), lost)
+    return _one_row_insert(table, columns, dialect) if len(rows) == 1 else _copy(table, columns, dialect)
 
 
 def _run(dbapi_connection, dialect: Dialect, sql: str, work: Callable[[Any], Any], lost) -> Any:

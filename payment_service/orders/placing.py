@@ -45,8 +45,8 @@ logger = logging.getLogger(__name__)
 
 NOT_FOUND = "支付订单不存在"
 _orders = PaymentOrder.__table__
-# Built once: every order is given its pay parameters with it.
-# pay_params, channel_order_ref, upstream_error and updated_at are SET from the parameters of the call.
+# Built once: every order is given its pay parameters with it. pay_params, channel_order_ref, upstream_error
+# and updated_at are SET from the parameters of the call.
 _SAVE_CREATED = (
     update(_orders)
     .where(_orders.c.id == bindparam("order_id"))
